@@ -1,0 +1,1 @@
+"""The pieces of `make bench`: processes and databases, seeding, load generation, report."""

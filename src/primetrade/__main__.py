@@ -1,0 +1,3 @@
+from primetrade.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Account mail flows: registration with welcome and verification emails, password reset."""

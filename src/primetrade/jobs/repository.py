@@ -1,0 +1,55 @@
+"""All SQL about dead jobs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from primetrade.jobs.models import DeadJob, JobRun
+from primetrade.kit.pagination import SortKey, load_datetime
+
+NEWEST_FIRST = SortKey("failed_at", DeadJob.failed_at, descending=True, load=load_datetime)  # type: ignore[arg-type]
+
+
+class DeadJobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, dead_id: uuid.UUID, *, lock: bool = False) -> DeadJob | None:
+        statement = select(DeadJob).where(DeadJob.id == dead_id)
+        if lock:
+            statement = statement.with_for_update()
+        return await self.session.scalar(statement)
+
+    def search(self, job_type: str | None, retried: bool | None) -> Select[Any]:
+        statement = select(DeadJob)
+        if job_type is not None:
+            statement = statement.where(DeadJob.job_type == job_type)
+        if retried is not None:
+            column = DeadJob.retried_at
+            statement = statement.where(column.is_not(None) if retried else column.is_(None))
+        return statement
+
+    async def page(
+        self, statement: Select[Any], *, after: tuple[object, uuid.UUID] | None, limit: int
+    ) -> Sequence[DeadJob]:
+        if after is not None:
+            statement = statement.where(NEWEST_FIRST.after(DeadJob.id, *after))  # type: ignore[arg-type]
+        statement = statement.order_by(*NEWEST_FIRST.order_by(DeadJob.id)).limit(limit)  # type: ignore[arg-type]
+        return (await self.session.scalars(statement)).all()
+
+    async def count(self, statement: Select[Any]) -> int:
+        total = await self.session.scalar(select(func.count()).select_from(statement.subquery()))
+        return int(total or 0)
+
+    async def count_waiting(self) -> int:
+        statement = select(func.count()).select_from(DeadJob).where(DeadJob.retried_at.is_(None))
+        return int(await self.session.scalar(statement) or 0)
+
+    async def forget_run(self, run_key: str) -> None:
+        """Drop a job's run record, so its next delivery starts again from attempt one."""
+        await self.session.execute(delete(JobRun).where(JobRun.key == run_key))

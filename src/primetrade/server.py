@@ -1,0 +1,48 @@
+"""The HTTP server: uvicorn's, made to report not-ready as soon as it is asked to stop.
+
+uvicorn already shuts down gracefully on SIGTERM/SIGINT: it closes its listening socket
+(new connections are refused, so a proxy such as nginx moves on to another instance), lets
+in-flight requests finish for up to `timeout_graceful_shutdown`, then runs the lifespan
+shutdown, which closes the runtime's pools. What it lacks is telling readiness probes: a
+request that still reaches the process on an open connection while it drains should see
+`GET /ready` answer 503 `shutting_down`, not 200.
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import uvicorn
+from uvicorn.supervisors import ChangeReload, Multiprocess
+
+from primetrade import health
+
+# uvicorn's own exit status when the app or its socket could not start.
+STARTUP_FAILURE = 3
+
+
+class Server(uvicorn.Server):
+    """A uvicorn server that marks the process as shutting down on the first stop signal."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: it only flips a flag; uvicorn's loop notices `should_exit`.
+        health.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+
+def run(config: uvicorn.Config) -> None:
+    """Serve as `uvicorn.run` does, with `Server` wherever this process runs the server."""
+    server = Server(config)
+    try:
+        if config.should_reload:
+            ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
+        elif config.workers > 1:
+            # uvicorn's supervisor builds plain servers in its workers: they drain just as
+            # gracefully, but answer /ready normally until their listener closes.
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started and not config.should_reload and config.workers == 1:
+        raise SystemExit(STARTUP_FAILURE)

@@ -1,0 +1,388 @@
+"""Background work: the outbox, in-process jobs, retries and dead letters, the admin API, the
+scheduler, and real worker processes on RabbitMQ and Redis (with the broker away a while)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, update
+
+from primetrade.bootstrap import ensure_admin
+from primetrade.jobs import JobContext, enqueue, job
+from primetrade.jobs.models import DeadJob, JobRun, OutboxEntry
+from primetrade.jobs.scheduler import SCHEDULE, Scheduler
+from primetrade.kit.db import session_scope, utcnow
+from primetrade.kit.idempotency import IdempotencyKey
+from primetrade.mail import send_email
+from primetrade.mail.models import SentMail
+from tests.conftest import ENGINES, asgi_client
+from tests.helpers import API, PASSWORD, Api, assert_problem
+from tests.jobsupport import (
+    TcpProxy,
+    app_builder,
+    eventually,
+    private_database,
+    rabbitmq_queue,
+    redis_namespace,
+    smtp_server,
+    worker_process,
+)
+from tests.redisserver import REDIS_URL
+
+JOBS = f"{API}/admin/jobs"
+recorded: list[tuple[str, dict[str, Any]]] = []
+failures_left: dict[str, int] = {}
+
+
+@job("test.record")
+async def record(ctx: JobContext, payload: dict[str, Any]) -> None:
+    recorded.append((ctx.run_key, payload))
+
+
+@job("test.flaky")
+async def flaky(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Fails while its name has failures left (forever with -1), then records."""
+    name = payload["name"]
+    if failures_left.get(name, 0) != 0:
+        failures_left[name] -= 1
+        raise RuntimeError(f"{name} is not ready")
+    recorded.append((ctx.run_key, payload))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_records() -> None:
+    recorded.clear()
+    failures_left.clear()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def jobs_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    yield from private_database(request, tmp_path_factory)
+
+
+@pytest.fixture
+async def apps(jobs_db: str) -> AsyncIterator[Callable[..., Awaitable[FastAPI]]]:
+    async with app_builder(jobs_db) as build:
+        yield build
+
+
+async def count(app: FastAPI, *where: Any, model: Any = OutboxEntry) -> int:
+    async with session_scope(app.state.runtime.sessions) as session:
+        statement = select(func.count()).select_from(model).where(*where)
+        return int(await session.scalar(statement) or 0)
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# --- In process ------------------------------------------------------------------------------
+
+
+async def test_a_committed_job_runs_and_a_rolled_back_one_never_exists(apps: Any) -> None:
+    app = await apps()
+    sessions = app.state.runtime.sessions
+
+    async def failing_request() -> None:
+        async with session_scope(sessions) as session:
+            await enqueue(session, "test.record", {"n": "rolled back"})
+            raise RuntimeError("request failed")
+
+    with pytest.raises(RuntimeError, match="request failed"):
+        await failing_request()
+    async with session_scope(sessions) as session:
+        await enqueue(session, "test.record", {"n": "committed"})
+
+    async def ran() -> bool:
+        return len(recorded) == 1
+
+    await eventually(ran, "the committed job")
+    assert recorded[0][1] == {"n": "committed"}
+    assert await count(app) == 1  # the rolled-back job never reached the table
+    await eventually(
+        lambda: _truthy(count(app, OutboxEntry.published_at.is_not(None))), "the row's settling"
+    )
+    run = await count(app, JobRun.status == "done", model=JobRun)
+    assert run == 1
+
+
+async def _truthy(value: Awaitable[int]) -> bool:
+    return bool(await value)
+
+
+async def test_a_key_enqueues_once_and_unknown_types_are_refused(apps: Any) -> None:
+    app = await apps()
+    async with session_scope(app.state.runtime.sessions) as session:
+        first = await enqueue(session, "test.record", {"n": 1}, key="once")
+        second = await enqueue(session, "test.record", {"n": 2}, key="once")
+        with pytest.raises(ValueError, match="unknown job type"):
+            await enqueue(session, "test.nothing", {})
+    assert first is not None
+    assert second is None
+    await eventually(_truthy_len(recorded, 1), "the job")
+    assert recorded == [("once", {"n": 1})]
+    assert await count(app) == 1
+
+
+def _truthy_len(items: list[Any], length: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(items) >= length
+
+    return check
+
+
+async def test_a_flaky_job_is_retried_with_backoff_until_it_succeeds(apps: Any) -> None:
+    app = await apps(job_max_retries=3)
+    failures_left["flaky"] = 2
+    async with session_scope(app.state.runtime.sessions) as session:
+        await enqueue(session, "test.flaky", {"name": "flaky"})
+    await eventually(_truthy_len(recorded, 1), "the third attempt")
+    async with session_scope(app.state.runtime.sessions) as session:
+        run = await session.scalar(select(JobRun))
+    assert run is not None
+    assert (run.status, run.attempts) == ("done", 3)
+    assert await count(app, model=DeadJob) == 0
+
+
+# --- Dead letters and the admin API ----------------------------------------------------------
+
+
+async def admin_client(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
+    api = Api(client)
+    account = await api.account()
+    await ensure_admin(app.state.runtime.settings, account.email, PASSWORD, None)
+    login = await api.login(account.email)
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def test_a_poisoned_job_is_dead_lettered_and_an_admin_retries_it(apps: Any) -> None:
+    app = await apps(job_max_retries=2)
+    failures_left["poison"] = -1
+    before = metric("jobs_dead_lettered_total", job_type="test.flaky")
+    async with session_scope(app.state.runtime.sessions) as session:
+        await enqueue(session, "test.flaky", {"name": "poison"}, key="poison-1")
+
+    async def dead() -> bool:
+        return await count(app, model=DeadJob) == 1
+
+    await eventually(dead, "the dead letter")
+    assert metric("jobs_dead_lettered_total", job_type="test.flaky") == before + 1
+    async with asgi_client(app) as client:
+        user = await Api(client).account()
+        assert (await client.get(JOBS, headers=user.headers)).status_code == 403
+        headers = await admin_client(app, client)
+        listing = await client.get(JOBS, headers=headers, params={"include_total": "true"})
+        assert listing.status_code == 200, listing.text
+        body = listing.json()
+        assert body["total"] == 1
+        item = body["items"][0]
+        assert (item["job_type"], item["run_key"], item["attempts"]) == (
+            "test.flaky",
+            "poison-1",
+            3,
+        )
+        assert "poison is not ready" in item["error"]
+        assert item["retried_at"] is None
+
+        failures_left["poison"] = 0  # fixed: the retry succeeds
+        retried = await client.post(f"{JOBS}/{item['id']}/retry", headers=headers)
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["retried_at"] is not None
+        await eventually(_truthy_len(recorded, 1), "the retried job")
+        assert recorded == [("poison-1", {"name": "poison"})]
+
+        again = await client.post(f"{JOBS}/{item['id']}/retry", headers=headers)
+        assert_problem(again, 409, "dead_job_already_retried")
+        missing = await client.post(f"{JOBS}/{uuid.uuid4()}/retry", headers=headers)
+        assert_problem(missing, 404, "dead_job_not_found")
+        waiting = await client.get(JOBS, headers=headers, params={"retried": "false"})
+        assert waiting.json()["items"] == []
+        bad_cursor = await client.get(JOBS, headers=headers, params={"cursor": "nonsense"})
+        assert_problem(bad_cursor, 400, "invalid_cursor")
+
+
+async def test_dead_jobs_page_newest_first(apps: Any) -> None:
+    app = await apps()
+    async with session_scope(app.state.runtime.sessions) as session:
+        for number in range(3):
+            session.add(
+                DeadJob(
+                    job_type="test.flaky",
+                    payload={"n": number},
+                    run_key=f"dead-{number}",
+                    error="boom",
+                    attempts=6,
+                    failed_at=utcnow(),
+                )
+            )
+    async with asgi_client(app) as client:
+        headers = await admin_client(app, client)
+        first = (await client.get(JOBS, headers=headers, params={"limit": 2})).json()
+        cursor = first["next_cursor"]
+        second = (await client.get(JOBS, headers=headers, params={"cursor": cursor})).json()
+    keys = [item["run_key"] for item in first["items"] + second["items"]]
+    assert sorted(keys) == ["dead-0", "dead-1", "dead-2"]
+    assert second["next_cursor"] is None
+
+
+# --- The schedule ----------------------------------------------------------------------------
+
+
+async def test_two_schedulers_fire_each_slot_once_and_the_purges_work(apps: Any) -> None:
+    app = await apps()
+    sessions = app.state.runtime.sessions
+    owner, now = uuid.uuid4(), utcnow()
+    async with session_scope(sessions) as session:
+        for key, expires in (
+            ("old", now.replace(year=now.year - 1)),
+            ("live", now.replace(year=now.year + 1)),
+        ):
+            session.add(
+                IdempotencyKey(
+                    owner_id=owner,
+                    key=key,
+                    request_hash="x",
+                    status_code=201,
+                    headers={},
+                    body=b"{}",
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
+    first, second = Scheduler(sessions), Scheduler(sessions)
+    await first.tick()
+    await second.tick()
+    fired = OutboxEntry.dedupe_key.like("schedule:%")
+    assert await count(app, fired) == len(SCHEDULE)
+
+    async def purged() -> bool:
+        return await count(app, model=IdempotencyKey) == 1
+
+    await eventually(purged, "the expired idempotency key's purge")
+    async with session_scope(sessions) as session:
+        left = await session.scalar(select(IdempotencyKey.key))
+    assert left == "live"
+
+
+# --- Real worker processes -------------------------------------------------------------------
+
+
+@pytest.fixture
+def rabbit_queue() -> Iterator[str]:
+    yield from rabbitmq_queue()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    yield from redis_namespace()
+
+
+async def unpublished(app: FastAPI) -> int:
+    return await count(app, OutboxEntry.published_at.is_(None))
+
+
+async def welcome(app: FastAPI, number: int) -> None:
+    """What a sign-up request would do: its change and its email in one transaction."""
+    async with session_scope(app.state.runtime.sessions) as session:
+        await send_email(
+            session,
+            to=f"user{number}@example.com",
+            template="welcome",
+            context={"name": f"User {number}", "email": f"user{number}@example.com"},
+        )
+
+
+@pytest.mark.slow
+async def test_rabbitmq_away_then_back_delivers_every_job_once(
+    apps: Any, jobs_db: str, rabbit_queue: str, tmp_path: Path
+) -> None:
+    proxy = TcpProxy("127.0.0.1", 5672)  # not started yet: the broker is unreachable
+    with smtp_server() as (mail_url, mailbox):
+        broker = {"broker_queue": rabbit_queue, "mail_url": mail_url}
+        app = await apps(broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/", **broker)
+        failed_before = metric("outbox_publish_failures_total")
+        for number in range(3):
+            await welcome(app, number)  # every commit succeeds with the broker away
+
+        async def publish_failed() -> bool:
+            return metric("outbox_publish_failures_total") > failed_before
+
+        await eventually(publish_failed, "a failed publish")
+        assert await unpublished(app) == 3
+
+        await proxy.start()
+        try:
+            await eventually(lambda: _none(unpublished(app)), "publishing once the broker is back")
+            worker_broker = "amqp://guest:guest@127.0.0.1:5672/"
+            async with worker_process(
+                tmp_path, database_url=jobs_db, broker_url=worker_broker, **broker
+            ) as metrics_port:
+                await eventually(_truthy_len(mailbox.messages, 3), "three welcome emails")
+                await eventually(lambda: _all_done(app, 3), "three finished runs")
+                async with httpx.AsyncClient() as http:
+                    scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        finally:
+            await proxy.stop()
+    assert sorted(to for [to] in mailbox.recipients) == [f"user{n}@example.com" for n in range(3)]
+    assert await count(app, model=SentMail) == 3
+    assert 'job_duration_seconds_count{job_type="mail.send",outcome="ok"} 3.0' in scraped
+
+
+async def _none(value: Awaitable[int]) -> bool:
+    return await value == 0
+
+
+async def _all_done(app: FastAPI, expected: int) -> bool:
+    return await count(app, JobRun.status == "done", model=JobRun) == expected
+
+
+@pytest.mark.slow
+async def test_redis_worker_runs_jobs_and_ignores_a_redelivery(
+    apps: Any, jobs_db: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    with smtp_server() as (mail_url, mailbox):
+        broker = {
+            "broker_url": REDIS_URL,
+            "redis_prefix": redis_prefix,
+            "broker_queue": "jobs",
+            "mail_url": mail_url,
+        }
+        app = await apps(**broker)
+        async with worker_process(tmp_path, database_url=jobs_db, **broker) as metrics_port:
+            await welcome(app, 1)
+            await eventually(_truthy_len(mailbox.messages, 1), "the welcome email")
+            await eventually(lambda: _all_done(app, 1), "the finished run")
+            # As if the relay died between publishing and marking, and its lease ran out: the
+            # row goes out again.
+            async with session_scope(app.state.runtime.sessions) as session:
+                reset = {"published_at": None, "available_at": utcnow()}
+                await session.execute(update(OutboxEntry).values(**reset))
+            await eventually(lambda: _none(unpublished(app)), "the second publish")
+            await eventually(lambda: _queue_empty(redis_prefix), "the redelivery consumed")
+            async with httpx.AsyncClient() as http:
+                scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    assert 'jobs_duplicate_deliveries_total{job_type="mail.send"} 1.0' in scraped
+    assert len(mailbox.messages) == 1
+    assert await count(app, model=SentMail) == 1
+
+
+async def _queue_empty(prefix: str) -> bool:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        waiting = await client.llen(f"{prefix}jobs:jobs")
+        acks = [key async for key in client.scan_iter(match=f"{prefix}jobs:__acks__*")]
+        pending = sum([await client.scard(key) for key in acks])
+    finally:
+        await client.aclose()
+    return waiting + pending == 0
