@@ -27,9 +27,12 @@ from typing import Any
 import pika
 import pytest
 import redis
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from primetrade.jobs.models import OutboxEntry
+from primetrade.kit.db import session_scope
 from tests.pgserver import free_port
 from tests.redisserver import IN_CI, REDIS_URL
 
@@ -44,6 +47,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def jobs_settled(application: Any) -> bool:
+    """Whether every job in the outbox has been handed on (run, in the embedded mode)."""
+    async with session_scope(application.state.runtime.sessions) as session:
+        waiting = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.published_at.is_(None))
+        )
+    return waiting == 0
 
 
 # --- SMTP ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from primetrade.tasks.models import Task
 from tests.conftest import _asyncpg_dsn, asgi_client
 from tests.helpers import API, Account, Api, assert_problem
+from tests.jobsupport import eventually, jobs_settled
 
 
 def task_url(task_id: str) -> str:
@@ -660,11 +661,17 @@ async def task_row_locked(database_url: str, task_id: str) -> AsyncIterator[None
 async def test_a_write_that_cannot_get_its_lock_in_time_is_a_503_and_changes_nothing(
     app_factory: Any, database_url: str
 ):
-    application = await app_factory(db_lock_timeout_ms=200)
-    async with asgi_client(application) as http:
+    # Set up with the usual lock timeout and let the background jobs this causes (the
+    # welcome email) finish: only the held lock below may keep a write waiting.
+    quiet = {"embedded_scheduler": False}
+    setup = await app_factory(**quiet)
+    async with asgi_client(setup) as http:
         api = Api(http)
         alice = await api.account()
         task = await api.create_task(alice, title="Before")
+    await eventually(lambda: jobs_settled(setup), "the setup's background jobs")
+    application = await app_factory(db_lock_timeout_ms=200, **quiet)
+    async with asgi_client(application) as http:
         async with task_row_locked(database_url, task["id"]):
             answer = await patch(http, alice, task["id"], {"title": "After"})
         assert_problem(answer, 503, "database_busy")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from primetrade.jobs.broker import Publisher
 from primetrade.jobs.registry import JobEnv, load_all
-from primetrade.jobs.relay import Relay
+from primetrade.jobs.relay import STOP_GRACE_SECONDS, Relay
 from primetrade.jobs.scheduler import Scheduler, schedule_for
 from primetrade.mail.backends import build_mailer
 from primetrade.settings import Settings
@@ -44,11 +44,22 @@ class Background:
             self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the loops between steps, then give running jobs their grace period.
+
+        Asking rather than cancelling matters: a task cancelled inside a database
+        transaction can leave its connection unreturned, and on SQLite that connection
+        would hold the write lock after the process thought it had let go.
+        """
+        self.relay.request_stop()
+        if self.scheduler is not None:
+            self.scheduler.request_stop()
+        if self._tasks:
+            _done, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
         await self.relay.stop()
         if self.publisher is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import tempfile
@@ -45,15 +44,11 @@ async def run_scheduler(settings: Settings) -> None:
 
     load_all()
     engine = create_engine(settings)
-    stop = asyncio.Event()
+    scheduler = Scheduler(create_sessionmaker(engine), schedule_for(settings))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    task = asyncio.create_task(Scheduler(create_sessionmaker(engine), schedule_for(settings)).run())
+        loop.add_signal_handler(signum, scheduler.request_stop)
     try:
-        await stop.wait()
+        await scheduler.run()
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await engine.dispose()

@@ -40,16 +40,19 @@ class Relay:
         self._env = env
         self._publisher = publisher
         self._wake = asyncio.Event()
+        self._stopping = False
         self._running: set[asyncio.Task[None]] = set()
         self._failures = 0
         self._sampled_at = 0.0
 
     async def run(self) -> None:
-        """Relay until cancelled."""
+        """Relay until `request_stop` (or a cancellation)."""
         outbox.register_relay(self._wake)
         try:
-            while True:
+            while not self._stopping:
                 pause = await self._step()
+                if self._stopping:
+                    break
                 if pause > 0:
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                     # cancellation that arrives as the event is set, and the relay would
@@ -60,6 +63,11 @@ class Relay:
                 self._wake.clear()
         finally:
             outbox.unregister_relay(self._wake)
+
+    def request_stop(self) -> None:
+        """Finish the step under way and leave `run`: no transaction is cut in half."""
+        self._stopping = True
+        self._wake.set()
 
     async def stop(self) -> None:
         """Let jobs running in this process finish for a moment; cut the rest short.

@@ -10,6 +10,7 @@ schedulers running at once (or a restarted one) fire each slot once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,17 +84,24 @@ class Scheduler:
         self._sessions = sessions
         self._schedule = schedule
         self._fired: dict[str, int] = {}
+        self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Fire each slot as it starts, until cancelled."""
+        """Fire each slot as it starts, until `request_stop` (or a cancellation)."""
         log.info("scheduler_started", jobs=[entry.name for entry in self._schedule])
-        while True:
+        while not self._stopping.is_set():
             try:
                 pause = await self.tick()
             except Exception as exc:
                 log.warning("scheduler_tick_failed", error=repr(exc))
                 pause = 5.0
-            await asyncio.sleep(pause)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._stopping.wait()
+
+    def request_stop(self) -> None:
+        """Leave `run` once the slot being fired is in the outbox."""
+        self._stopping.set()
 
     async def tick(self) -> float:
         """Fire the slots not fired yet; the seconds until the next slot starts."""
