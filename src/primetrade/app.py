@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from primetrade import health
 from primetrade.accounts.router import router as accounts_router
+from primetrade.auth.browser import router as browser_session_router
 from primetrade.auth.router import router as auth_router
 from primetrade.auth.tokens import InvalidToken
 from primetrade.exports.router import router as exports_router
@@ -41,6 +42,7 @@ from primetrade.tasks.admin_router import router as admin_tasks_router
 from primetrade.tasks.router import router as tasks_router
 from primetrade.users.admin_router import router as admin_users_router
 from primetrade.users.router import router as users_router
+from primetrade.web.router import WebApp, build_router
 
 API_PREFIX = "/api/v1"
 AUTH_PATHS = frozenset(
@@ -54,6 +56,8 @@ AUTH_PATHS = frozenset(
         "verify-email/resend",
         "password-reset",
         "password-reset/confirm",
+        "session",
+        "session/refresh",
     )
 )
 NO_STORE_PREFIXES = tuple(f"{API_PREFIX}/{name}" for name in ("auth", "users", "admin"))
@@ -102,7 +106,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, tasks_router, admin_users_router, admin_tasks_router):
+    for router in (
+        auth_router,
+        browser_session_router,
+        users_router,
+        tasks_router,
+        admin_users_router,
+        admin_tasks_router,
+    ):
         api.include_router(router)
     api.include_router(admin_jobs_router)
     api.include_router(accounts_router)
@@ -111,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(build_router(WebApp()))
     _install_middleware(app, runtime)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

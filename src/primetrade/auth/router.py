@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from primetrade.accounts import service as accounts_service
 from primetrade.accounts.schemas import Accepted
@@ -14,7 +15,7 @@ from primetrade.auth.dependencies import CurrentPrincipal
 from primetrade.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest, TokenPair
 from primetrade.kit.errors import problem_responses
 from primetrade.kit.ratelimit import client_address
-from primetrade.runtime import RuntimeDep, SessionDep
+from primetrade.runtime import Runtime, RuntimeDep, SessionDep
 from primetrade.users.schemas import UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -50,14 +51,7 @@ async def login(
     user_agent: UserAgent = None,
 ) -> TokenPair:
     """Exchange email and password for an access and a refresh token."""
-    return await service.login(
-        session,
-        runtime,
-        email=body.email,
-        password=body.password,
-        client=client_address(request.scope),
-        user_agent=user_agent,
-    )
+    return await sign_in(request, session, runtime, body.email, body.password, user_agent)
 
 
 @router.post("/token", response_model=TokenPair, responses=problem_responses(401, 403, 422, 429))
@@ -69,13 +63,21 @@ async def token(
     user_agent: UserAgent = None,
 ) -> TokenPair:
     """OAuth2 password flow (form-encoded), for the interactive docs' Authorize button."""
+    return await sign_in(request, session, runtime, form.username, form.password, user_agent)
+
+
+async def sign_in(
+    request: Request,
+    session: AsyncSession,
+    runtime: Runtime,
+    email: str,
+    password: str,
+    user_agent: str | None,
+) -> TokenPair:
+    """Check the credentials from the client of `request` and open a session."""
+    client = client_address(request.scope)
     return await service.login(
-        session,
-        runtime,
-        email=form.username,
-        password=form.password,
-        client=client_address(request.scope),
-        user_agent=user_agent,
+        session, runtime, email=email, password=password, client=client, user_agent=user_agent
     )
 
 

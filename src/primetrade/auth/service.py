@@ -150,6 +150,39 @@ async def logout(
     await runtime.revocations.revoke(principal.claims.jti, ttl)
 
 
+async def end_session(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    refresh_token: str | None,
+    access_token: str | None,
+) -> None:
+    """Sign out with whatever the caller still holds; tokens that prove nothing are ignored.
+
+    For the browser, whose access token may have expired already: the refresh token ends its
+    session, and a still-valid access token is denied too (and its session ended).
+    """
+    repo = AuthRepository(session)
+    now = utcnow()
+    ended: set[uuid.UUID] = set()
+    if refresh_token:
+        found = await repo.find_token(hash_refresh_token(refresh_token))
+        if found is not None:
+            await repo.revoke_session(found[1].id, now)
+            invalidate_after_commit(session, found[1].user_id)
+            ended.add(found[1].id)
+    if access_token:
+        try:
+            claims = runtime.tokens.decode_access(access_token)
+        except InvalidToken:
+            return
+        if claims.session_id not in ended:
+            await repo.revoke_session(claims.session_id, now)
+        invalidate_after_commit(session, claims.user_id)
+        ttl = int((claims.expires_at - now).total_seconds()) + LEEWAY_SECONDS + 1
+        await runtime.revocations.revoke(claims.jti, ttl)
+
+
 async def revoke_other_sessions(
     session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None
 ) -> None:

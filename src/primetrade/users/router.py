@@ -43,3 +43,12 @@ async def change_password(
         session, principal.user.id, keep=principal.claims.session_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/me/sessions", status_code=status.HTTP_204_NO_CONTENT)
+async def sign_out_other_sessions(principal: CurrentPrincipal, session: SessionDep) -> Response:
+    """Sign out every other session of yours (other browsers and devices); this one stays."""
+    await auth_service.revoke_other_sessions(
+        session, principal.user.id, keep=principal.claims.session_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
