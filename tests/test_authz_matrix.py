@@ -33,6 +33,7 @@ ADMIN_USERS = f"{ADMIN}/users"
 ADMIN_TASKS = f"{ADMIN}/tasks"
 ADMIN_JOBS = f"{ADMIN}/jobs"
 EXPORTS = f"{API}/exports"
+SAME_ORIGIN = {"X-Requested-With": "primetrade"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,37 @@ async def token(world: World, caller: Caller) -> Call:
 async def refresh(world: World, caller: Caller) -> Call:
     tokens = await world.new_session(world.owner)
     return Call("POST", f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+
+
+async def browser_sign_in(world: World, caller: Caller) -> Call:
+    body = {"email": world.owner.email, "password": PASSWORD}
+    return Call("POST", f"{API}/auth/session", json=body, headers=SAME_ORIGIN)
+
+
+async def browser_refresh(world: World, caller: Caller) -> Call:
+    """The refresh cookie is the credential, whoever's browser holds it."""
+    tokens = await world.new_session(world.owner)
+    cookie = {"Cookie": f"primetrade_refresh={tokens['refresh_token']}"}
+    return Call("POST", f"{API}/auth/session/refresh", headers={**SAME_ORIGIN, **cookie})
+
+
+async def browser_sign_out(world: World, caller: Caller) -> Call:
+    """The owner ends a session with its cookie; anybody else ends only their own."""
+    tokens = await world.new_session(world.owner)
+    session = bearer(tokens["access_token"])
+    if caller == "owner":
+        headers = {
+            **SAME_ORIGIN,
+            **session,
+            "Cookie": f"primetrade_refresh={tokens['refresh_token']}",
+        }
+    else:
+        headers = {**SAME_ORIGIN, **world.headers(caller)}
+    return Call("DELETE", f"{API}/auth/session", headers=headers, probe=(ME, session))
+
+
+async def sign_out_other_sessions(world: World, caller: Caller) -> Call:
+    return Call("DELETE", f"{ME}/sessions")
 
 
 async def logout(world: World, caller: Caller) -> Call:
@@ -321,12 +353,17 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", f"{API}/auth/verify-email/resend"): Row(resend_verification, 202, 202, 202, 202),
     ("POST", f"{API}/auth/password-reset"): Row(password_reset, 202, 202, 202, 202),
     ("POST", f"{API}/auth/password-reset/confirm"): Row(confirm_password_reset, 400, 400, 400, 400),
+    # The web app's sign-in: the refresh token travels in a cookie (see test_browser_session).
+    ("POST", f"{API}/auth/session"): Row(browser_sign_in, 200, 200, 200, 200),
+    ("POST", f"{API}/auth/session/refresh"): Row(browser_refresh, 200, 200, 200, 200),
+    ("DELETE", f"{API}/auth/session"): Row(browser_sign_out, 204, 204, 204, 204),
     # Someone else's refresh token is not valid for you: nothing is signed out.
     ("POST", f"{API}/auth/logout"): Row(logout, 401, 204, 401, 401),
     # Your own account: everybody signed in has one.
     ("GET", ME): Row(read_me, 401, 200, 200, 200),
     ("PATCH", ME): Row(update_me, 401, 200, 200, 200),
     ("POST", f"{ME}/password"): Row(change_password, 401, 204, 204, 204),
+    ("DELETE", f"{ME}/sessions"): Row(sign_out_other_sessions, 401, 204, 204, 204),
     ("GET", f"{ME}/notifications"): Row(read_notifications, 401, 200, 200, 200),
     ("PATCH", f"{ME}/notifications"): Row(update_notifications, 401, 200, 200, 200),
     # Your own tasks; another user's task does not exist for you, admins included.

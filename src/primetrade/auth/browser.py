@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Cookie, Depends, Header, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from primetrade.auth import service
@@ -65,7 +64,6 @@ def _own_origins(request: Request, cors_origins: list[str]) -> set[str]:
 
 SameOrigin = Depends(same_origin_only)
 RefreshCookie = Annotated[str | None, Cookie(alias=COOKIE_NAME, include_in_schema=False)]
-optional_bearer = HTTPBearer(auto_error=False)
 router = APIRouter(
     prefix="/auth/session",
     tags=["auth"],
@@ -112,10 +110,15 @@ async def sign_out(
     session: SessionDep,
     runtime: RuntimeDep,
     token: RefreshCookie = None,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(optional_bearer)] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    """End the cookie's session (and deny the access token sent with it); always 204."""
-    access = credentials.credentials if credentials is not None else None
+    """End the cookie's session (and deny the access token sent with it); always 204.
+
+    No sign-in is required: the page may hold only an expired access token by now, and the
+    cookie alone proves the session. Tokens that prove nothing are ignored.
+    """
+    scheme, _, credentials = (authorization or "").partition(" ")
+    access = credentials.strip() if scheme.lower() == "bearer" else None
     await service.end_session(session, runtime, refresh_token=token, access_token=access)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.headers["Set-Cookie"] = _cookie(request, "", max_age=0)
