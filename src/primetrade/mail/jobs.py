@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from primetrade.jobs import metrics
@@ -44,16 +45,17 @@ async def send_mail(ctx: JobContext, payload: dict[str, Any]) -> None:
     )
     await ctx.env.mailer.send(message)
     # Recorded after the send: a crash in between sends again (at least once), never zero.
+    # A delivery of the same job that overlapped this one may have recorded it first.
     async with session_scope(ctx.env.sessions) as session:
-        session.add(
-            SentMail(
-                key=ctx.run_key,
-                user_id=mail.user_id,
-                recipient=str(mail.to),
-                template=mail.template,
-                sent_at=utcnow(),
-            )
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        record = dialect.insert(SentMail).values(
+            key=ctx.run_key,
+            user_id=mail.user_id,
+            recipient=str(mail.to),
+            template=mail.template,
+            sent_at=utcnow(),
         )
+        await session.execute(record.on_conflict_do_nothing(index_elements=[SentMail.key]))
     metrics.MAIL_SENT.labels(mail.template).inc()
 
 
