@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# axe-core (npm) for the browser tests' accessibility checks; without npm they are skipped.
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
+
+$(AXE): tests/e2e/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error && touch $(AXE); \
+	else echo "npm not found: the accessibility checks will be skipped"; fi
+
 install: $(STAMP) ## Create .venv and install the project with its dev tools.
 
 run: $(STAMP) ## Migrate and serve on http://$(HOST):$(PORT) (SQLite in ./data by default).
@@ -27,7 +35,7 @@ worker: $(STAMP) ## Run jobs from BROKER_URL (RabbitMQ or Redis).
 scheduler: $(STAMP) ## Fire the periodic jobs (with BROKER_URL; the server does it without).
 	$(VENV)/bin/primetrade scheduler
 
-test: $(STAMP) ## The whole suite, on SQLite and PostgreSQL, with coverage.
+test: $(STAMP) $(AXE) ## The whole suite (API on SQLite and PostgreSQL, browser), with coverage.
 	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict.

@@ -20,14 +20,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
-
 from tests import pgserver
-from tests.supervisor import Record, Supervisor, port_open
+from tests.supervisor import Record, Supervisor, SupervisorError, port_open
 
 REPO = Path(__file__).resolve().parents[1]
 NGINX_SOURCE = REPO / "deploy" / "nginx"
@@ -241,18 +238,10 @@ class Cluster:
     def wait_ready(self, index: int) -> None:
         """Wait until instance `index` answers GET /ready with 200."""
         name, url = f"instance-{index + 1}", self.instance_urls[index]
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if not self.processes.running(name):
-                raise ClusterError(f"{name} exited while starting:\n{self.processes.tail(name)}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        tail = self.processes.tail(name)
-        raise ClusterError(f"{name} was not ready in {START_TIMEOUT:.0f} s:\n{tail}")
+        try:
+            self.processes.wait_ready(name, url, START_TIMEOUT)
+        except SupervisorError as exc:
+            raise ClusterError(str(exc)) from exc
 
     def signal_instance(self, index: int, signum: int = signal.SIGTERM) -> None:
         self.processes.signal(f"instance-{index + 1}", signum)

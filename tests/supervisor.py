@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,17 @@ class Supervisor:
             time.sleep(0.1)
         raise SupervisorError(f"{name} did not listen on {port} in {timeout:.0f} s")
 
+    def wait_ready(self, name: str, url: str, timeout: float) -> None:
+        """Wait until `name`, still running, answers GET `url`/ready with 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running(name):
+                raise SupervisorError(f"{name} exited while starting:\n{self.tail(name)}")
+            if _answers_ready(url):
+                return
+            time.sleep(0.1)
+        raise SupervisorError(f"{name} was not ready in {timeout:.0f} s:\n{self.tail(name)}")
+
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
@@ -146,6 +158,14 @@ def start_time(pid: int) -> int | None:
     # The command name (field 2) may hold spaces; the fields after it are fixed.
     state, *rest = stat.rsplit(")", 1)[1].split()
     return None if state in {"Z", "X"} else int(rest[18])
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:  # refused, reset, timed out, or an HTTP error status such as 503
+        return False
 
 
 def port_open(port: int) -> bool:

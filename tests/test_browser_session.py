@@ -216,3 +216,17 @@ async def test_signing_out_other_sessions_keeps_this_one(app: FastAPI, api: Api)
 
 async def test_signing_out_other_sessions_needs_a_signed_in_user(client: httpx.AsyncClient):
     assert_problem(await client.delete(f"{API}/users/me/sessions"), 401)
+
+
+async def test_sign_in_is_throttled_but_the_refresh_every_page_load_makes_is_not(
+    app_factory: Any,
+) -> None:
+    application = await app_factory(rate_limit_enabled=True, rate_limit_auth="3/minute")
+    async with asgi_client(application) as browser:
+        user = await Api(browser).register()  # one of the three
+        assert (await sign_in(browser, user["email"])).status_code == 200
+        for _ in range(5):  # five page loads in a row
+            response = await browser.post(f"{SESSION}/refresh", headers=SAME_ORIGIN)
+            assert response.status_code == 200, response.text
+        assert (await sign_in(browser, user["email"])).status_code == 200
+        assert_problem(await sign_in(browser, user["email"]), 429, "rate_limited")

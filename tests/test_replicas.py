@@ -128,12 +128,16 @@ def signed_in_a_minute_ago(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-async def admin_account(application: FastAPI, api: Api) -> Account:
+async def admin_account(
+    application: FastAPI, api: Api, cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer]
+) -> Account:
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     assert await ensure_admin(application.state.runtime.settings, email, PASSWORD, None)
     response = await api.login(email)
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
+    # The token looks old enough for replica reads: the replica must hold its session first.
+    await caught_up(*cluster)
     headers = {"Authorization": f"Bearer {token}"}
     me = await api.client.get(f"{API}/users/me", headers=headers)
     return Account(me.json()["id"], email, PASSWORD, token, "", headers)
@@ -165,8 +169,8 @@ async def test_reads_go_to_the_replica_and_a_writer_reads_their_own_write(
         api, runtime = Api(client), application.state.runtime
         with signed_in_a_minute_ago(monkeypatch):
             owner = await api.account()
-            writer = await admin_account(application, api)
-            reader = await admin_account(application, api)
+            writer = await admin_account(application, api, cluster)
+            reader = await admin_account(application, api, cluster)
         task = await api.create_task(owner, title="Before")
         await settled(application, primary, replica)
         name = runtime.replicas.replicas[0].name
@@ -211,7 +215,7 @@ async def test_an_owner_sees_an_admins_change_to_their_task_at_once(
         api = Api(client)
         with signed_in_a_minute_ago(monkeypatch):
             owner = await api.account()
-            admin = await admin_account(application, api)
+            admin = await admin_account(application, api, cluster)
         task = await api.create_task(owner, title="Before")
         await settled(application, primary, replica)
         mine = f"{API}/tasks/{task['id']}"
@@ -237,7 +241,7 @@ async def test_a_fresh_sign_in_reads_from_the_primary(
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api = Api(client)
         with signed_in_a_minute_ago(monkeypatch):
-            reader = await admin_account(application, api)
+            reader = await admin_account(application, api, cluster)
         await caught_up(primary, replica)
         async with replay_paused(replica):
             # The sign-in's session row exists only on the primary, and its token is fresh.
@@ -257,7 +261,7 @@ async def test_a_replica_stopped_mid_run_costs_no_request_an_error(
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api, runtime = Api(client), application.state.runtime
         with signed_in_a_minute_ago(monkeypatch):
-            reader = await admin_account(application, api)
+            reader = await admin_account(application, api, cluster)
         task = await api.create_task(reader, title="Survives")
         await settled(application, primary, replica)
         name = runtime.replicas.replicas[0].name

@@ -56,8 +56,9 @@ AUTH_PATHS = frozenset(
         "verify-email/resend",
         "password-reset",
         "password-reset/confirm",
+        # Sign-in from the web app. Not its refresh: the page calls that on every load, and
+        # the cookie it needs (a random 256-bit token) cannot be guessed anyway.
         "session",
-        "session/refresh",
     )
 )
 NO_STORE_PREFIXES = tuple(f"{API_PREFIX}/{name}" for name in ("auth", "users", "admin"))
