@@ -171,8 +171,19 @@ def seconds(value: str | int) -> float:
 
 
 def interpolated(value: str, **values: str) -> str:
-    """Compose's `${NAME...}` replaced by `values[NAME]` (every name must be given)."""
-    return re.sub(r"\$\{(\w+)[^}]*\}", lambda match: values[match.group(1)], value)
+    """Compose's `${NAME}`, `${NAME:?error}` and `${NAME:-default}` filled from `values`.
+
+    A name without a default must be given (as the person running compose must).
+    """
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, default = match.groups()
+        if name in values:
+            return values[name]
+        assert operator == ":-", f"${{{name}}} has no default and no value"
+        return str(default)
+
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
 
 
 def settings_from(environment: dict[str, str]) -> Settings:
@@ -181,7 +192,12 @@ def settings_from(environment: dict[str, str]) -> Settings:
 
 
 def compose_app_environment(service: dict[str, Any]) -> dict[str, str]:
-    fake = {"SECRET_KEY": SECRET, "POSTGRES_PASSWORD": "pw", "REPLICATION_PASSWORD": "rpw"}
+    fake = {
+        "SECRET_KEY": SECRET,
+        "POSTGRES_PASSWORD": "pw",
+        "REPLICATION_PASSWORD": "rpw",
+        "RABBITMQ_PASSWORD": "mqpw",
+    }
     return {key: interpolated(str(value), **fake) for key, value in service["environment"].items()}
 
 
@@ -409,6 +425,42 @@ def test_compose_apis_serve_on_the_image_port_without_migrating() -> None:
         assert (probe.path, probe.port) == ("/ready", params["port"])
         assert seconds(service["stop_grace_period"]) > graceful_shutdown_seconds()
     assert cli_params(found["migrate"]["command"]) == {"revision": "head"}
+
+
+def test_compose_runs_jobs_on_a_worker_and_the_schedule_on_a_scheduler() -> None:
+    found = services()
+    for name, service in app_services().items():
+        settings = settings_from(compose_app_environment(service))
+        broker = urlsplit(settings.broker_url or "")
+        assert (broker.scheme, broker.hostname) == ("amqp", "rabbitmq"), name
+    assert found["rabbitmq"]["healthcheck"]["test"]
+    worker, scheduler = found["worker"], found["scheduler"]
+    for service in (worker, scheduler):
+        assert service["image"] == APP_IMAGE
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    # The worker's health check reads the metrics endpoint the command opens.
+    params = cli_params(worker["command"])
+    (url,) = re.findall(r"http://[^'\s]+", " ".join(worker["healthcheck"]["test"]))
+    assert (urlsplit(url).hostname, urlsplit(url).port) == (params["metrics_host"], 9191)
+    assert params["metrics_port"] == 9191
+    # The scheduler's health check reads the heartbeat its command writes, somewhere writable.
+    heartbeat = str(cli_params(scheduler["command"])["heartbeat_file"])
+    assert f"'{heartbeat}'" in " ".join(scheduler["healthcheck"]["test"])
+    assert any(heartbeat.startswith(f"{mount}/") for mount in scheduler["tmpfs"])
+
+
+def test_compose_apis_and_workers_share_the_export_and_mail_files() -> None:
+    """A worker builds the file; any API instance must be able to hand it out."""
+    sharing = {**{name: services()[name] for name in API_SERVICES}, "worker": services()["worker"]}
+    for name, service in sharing.items():
+        settings = settings_from(compose_app_environment(service))
+        assert service["read_only"] is True, name
+        mounts = [volume.split(":")[:2] for volume in service["volumes"]]
+        shared = [target for source, target in mounts if source in compose()["volumes"]]
+        assert any(settings.export_dir.startswith(f"{target}/") for target in shared), name
+        mail_dir = settings.mail_url.removeprefix("file://")
+        assert any(mail_dir.startswith(f"{target}/") for target in shared), name
 
 
 def test_compose_bind_mounts_exist() -> None:
@@ -722,6 +774,7 @@ def test_kustomization_lists_every_manifest() -> None:
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Job",
+        "PersistentVolumeClaim",
     }
     assert all("namespace" not in obj["metadata"] for obj in k8s_objects().values())
 
@@ -806,6 +859,25 @@ def test_k8s_pods_are_locked_down() -> None:
         resources = container["resources"]
         for bound in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(resources[bound]), (kind, bound)
+
+
+def test_k8s_pods_share_the_export_files() -> None:
+    """Whichever pod built an export, whichever pod the Service picks can hand it out."""
+    objects = k8s_objects()
+    claim = objects["PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    volumes = {volume["name"]: volume for volume in pod_spec("Deployment")["volumes"]}
+    mounts = only_container("Deployment")["volumeMounts"]
+    shared = [
+        mount["mountPath"]
+        for mount in mounts
+        if volumes[mount["name"]].get("persistentVolumeClaim", {}).get("claimName")
+        == claim["metadata"]["name"]
+    ]
+    real = {k: v.replace("REPLACE-ME", "pw") for k, v in objects["Secret"]["stringData"].items()}
+    settings = settings_from({**objects["ConfigMap"]["data"], **real, "SECRET_KEY": SECRET})
+    assert any(settings.export_dir.startswith(f"{path}/") for path in shared)
+    assert settings.mail_url.startswith("smtp://")
 
 
 def test_k8s_service_reaches_the_pods() -> None:

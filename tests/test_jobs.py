@@ -3,6 +3,10 @@ scheduler, and real worker processes on RabbitMQ and Redis (with the broker away
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -31,6 +35,7 @@ from tests.jobsupport import (
     private_database,
     rabbitmq_queue,
     redis_namespace,
+    settings_env,
     smtp_server,
     worker_process,
 )
@@ -235,6 +240,34 @@ async def test_dead_jobs_page_newest_first(apps: Any) -> None:
 
 
 # --- The schedule ----------------------------------------------------------------------------
+
+
+async def test_the_scheduler_process_fires_the_schedule_beats_and_stops_on_sigterm(
+    apps: Any, jobs_db: str, tmp_path: Path
+) -> None:
+    app = await apps(embedded_scheduler=False)  # only the process below fires anything
+    heartbeat, log = tmp_path / "scheduler.alive", tmp_path / "scheduler.log"
+    command = [str(Path(sys.executable).parent / "primetrade"), "scheduler"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own CLI; Popen returns at once
+            [*command, f"--heartbeat-file={heartbeat}"],
+            cwd=tmp_path,
+            env=settings_env(database_url=jobs_db),
+            stdout=output,
+            stderr=output,
+        )
+    try:
+
+        async def beating() -> bool:
+            return heartbeat.exists()
+
+        await eventually(beating, "the scheduler's first heartbeat")
+        # The beat comes after the check: every slot is in the outbox by then.
+        assert await count(app, OutboxEntry.dedupe_key.like("schedule:%")) == len(SCHEDULE)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = await asyncio.to_thread(process.wait, 30)
+    assert status == 0, log.read_text()
 
 
 async def test_two_schedulers_fire_each_slot_once_and_the_purges_work(apps: Any) -> None:

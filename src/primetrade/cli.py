@@ -173,11 +173,16 @@ def worker(
 
 
 @cli.command()
-def scheduler() -> None:
+def scheduler(
+    heartbeat_file: Annotated[
+        Path | None,
+        typer.Option(help="Touch this file after every check of the schedule (for health checks)."),
+    ] = None,
+) -> None:
     """Fire the periodic jobs (one firing per period, however many schedulers run)."""
     from primetrade.jobs.commands import run_scheduler
 
-    asyncio.run(run_scheduler(get_settings()))
+    asyncio.run(run_scheduler(get_settings(), heartbeat=heartbeat_file))
 
 
 def main() -> None:

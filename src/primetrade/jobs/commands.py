@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import tempfile
+from pathlib import Path
 
 from primetrade.settings import Settings
 
@@ -36,7 +37,7 @@ def run_worker(
     return status
 
 
-async def run_scheduler(settings: Settings) -> None:
+async def run_scheduler(settings: Settings, *, heartbeat: Path | None = None) -> None:
     """Fire the periodic jobs until SIGTERM or SIGINT."""
     from primetrade.jobs.registry import load_all
     from primetrade.jobs.scheduler import Scheduler, schedule_for
@@ -44,7 +45,7 @@ async def run_scheduler(settings: Settings) -> None:
 
     load_all()
     engine = create_engine(settings)
-    scheduler = Scheduler(create_sessionmaker(engine), schedule_for(settings))
+    scheduler = Scheduler(create_sessionmaker(engine), schedule_for(settings), heartbeat=heartbeat)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, scheduler.request_stop)

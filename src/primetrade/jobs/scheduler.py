@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -80,9 +81,14 @@ class Scheduler:
         self,
         sessions: async_sessionmaker[AsyncSession],
         schedule: tuple[Periodic, ...] = SCHEDULE,
+        *,
+        heartbeat: Path | None = None,
     ) -> None:
         self._sessions = sessions
         self._schedule = schedule
+        # Touched after every tick (at least once a minute): a container's health check reads
+        # its age, since a scheduler has no port to probe.
+        self._heartbeat = heartbeat
         self._fired: dict[str, int] = {}
         self._stopping = asyncio.Event()
 
@@ -95,6 +101,9 @@ class Scheduler:
             except Exception as exc:
                 log.warning("scheduler_tick_failed", error=repr(exc))
                 pause = 5.0
+            else:
+                if self._heartbeat is not None:
+                    self._heartbeat.touch()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
                     await self._stopping.wait()
