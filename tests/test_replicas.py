@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,10 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from primetrade.app import create_app
 from primetrade.auth import tokens
 from primetrade.bootstrap import ensure_admin
-from primetrade.kit.db import utcnow
+from primetrade.kit.db import session_scope, utcnow
 from primetrade.kit.redisstore import RedisStore
 from primetrade.kit.replicas import MemoryRecentWriters, RedisRecentWriters
 from primetrade.migrations import upgrade
+from primetrade.tasks import service as tasks_service
+from primetrade.users import service as users_service
 from tests import pgserver, redisserver
 from tests.conftest import IN_CI, asgi_client, make_settings, truncate_all
 from tests.helpers import API, PASSWORD, Account, Api
@@ -230,6 +233,62 @@ async def test_an_owner_sees_an_admins_change_to_their_task_at_once(
                 seen = (await bounded(client.get(path, headers=owner.headers))).json()
                 titles = [seen["title"]] if "title" in seen else [t["title"] for t in seen["items"]]
                 assert titles == ["After"], path
+
+
+@pytest.mark.postgres
+async def test_a_read_that_chose_the_replica_before_a_write_never_caches_the_old_row(
+    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reader's session opens on the replica; the owner's task then changes elsewhere.
+
+    The cache lookup that follows sees the new version. Filling it from the lagging replica
+    would keep the old title under the new version for the whole TTL.
+    """
+    primary, replica = cluster
+    async with replicated_app(cluster) as application, asgi_client(application) as client:
+        api, runtime = Api(client), application.state.runtime
+        with signed_in_a_minute_ago(monkeypatch):
+            owner = await api.account()
+            admin = await admin_account(application, api, cluster)
+        task = await api.create_task(owner, title="Before")
+        await settled(application, primary, replica)
+        replica_sessions = runtime.replicas.sessions()
+        assert replica_sessions is not None
+
+        async with replay_paused(replica), session_scope(replica_sessions) as session:
+            user = await users_service.get(session, uuid.UUID(owner.id))  # read on the replica
+            response = await client.patch(
+                f"{API}/admin/tasks/{task['id']}", json={"title": "After"}, headers=admin.headers
+            )
+            assert response.status_code == 200, response.text
+            entry = await tasks_service.read_one(session, runtime, user, uuid.UUID(task["id"]))
+            assert orjson.loads(entry.body)["title"] == "After"
+            mine = await bounded(client.get(f"{API}/tasks/{task['id']}", headers=owner.headers))
+            assert mine.json()["title"] == "After"
+
+
+@pytest.mark.postgres
+async def test_a_reused_refresh_token_sends_its_owner_to_the_primary(
+    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+) -> None:
+    """The revoked session must not be refilled into the cache from a lagging replica."""
+    primary, replica = cluster
+    async with replicated_app(cluster) as application, asgi_client(application) as client:
+        api, runtime = Api(client), application.state.runtime
+        owner = await api.account()
+        first = await client.post(
+            f"{API}/auth/refresh", json={"refresh_token": owner.refresh_token}
+        )
+        assert first.status_code == 200, first.text
+        await settled(application, primary, replica)
+        assert not await runtime.recent_writers.is_recent(owner.id)
+
+        again = await client.post(
+            f"{API}/auth/refresh", json={"refresh_token": owner.refresh_token}
+        )
+        assert again.status_code == 401
+        assert await runtime.recent_writers.is_recent(owner.id)
 
 
 @pytest.mark.postgres

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from primetrade.auth.passwords import PasswordHasher
 from primetrade.auth.tokens import AccessClaims, InvalidToken, TokenCodec
-from primetrade.kit.cache import Cache, MemoryCache, RedisCache, bind
+from primetrade.kit.cache import Cache, Compute, MemoryCache, RedisCache, bind
 from primetrade.kit.db import (
     create_engine,
     create_sessionmaker,
@@ -31,6 +31,8 @@ from primetrade.kit.replicas import (
     RecentWriters,
     RedisRecentWriters,
     ReplicaSet,
+    read_from_primary,
+    reads_from_replica,
 )
 from primetrade.kit.revocations import (
     MemoryRevocationStore,
@@ -65,6 +67,35 @@ class Runtime:
         # refills go to the primary until replicas have surely replayed it.
         if self.replicas is not None:
             await self.recent_writers.mark(str(owner))
+
+    async def forget(self, owner: uuid.UUID) -> None:
+        """What a committed change of `owner`'s data does: fresh reads, then no cached entry."""
+        await self._owner_changed(owner)
+        await self.cache.invalidate(owner)
+
+    async def cached(
+        self,
+        session: AsyncSession,
+        name: str,
+        owner: uuid.UUID,
+        parts: tuple[str, ...],
+        ttl: int,
+        compute: Compute,
+    ) -> bytes:
+        """`cache.fetch`, with a refill that never stores a replica's stale rows.
+
+        The request chose its replica when its session opened; a write of `owner` may have
+        committed since, and the cache lookup then saw the new version. A change marks its
+        owner as a recent writer before it bumps the version, so asking again here, after the
+        lookup, is enough: such a refill reads from the primary.
+        """
+
+        async def fresh() -> bytes:
+            if reads_from_replica(session) and await self.recent_writers.is_recent(str(owner)):
+                read_from_primary(session)
+            return await compute()
+
+        return await self.cache.fetch(name, owner, parts, ttl, fresh)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

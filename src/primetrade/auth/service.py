@@ -116,7 +116,7 @@ async def refresh(session: AsyncSession, runtime: Runtime, token: str) -> TokenP
         # The revocation must survive the 401 below, so it is committed on its own (and the
         # cached session dropped here: after-commit work is discarded with the error).
         await session.commit()
-        await runtime.cache.invalidate(auth_session.user_id)
+        await runtime.forget(auth_session.user_id)
         raise Unauthorized("The refresh token was already used.", error="invalid_grant")
     idle_limit = auth_session.last_used_at + timedelta(
         seconds=runtime.settings.refresh_token_idle_seconds
@@ -236,7 +236,9 @@ async def _cached_principal(
 
     ttl = runtime.settings.cache_ttl_profile_seconds
     parts = (str(claims.session_id),)
-    data = orjson.loads(await runtime.cache.fetch("principal", claims.user_id, parts, ttl, compute))
+    data = orjson.loads(
+        await runtime.cached(session, "principal", claims.user_id, parts, ttl, compute)
+    )
     user = users_service.from_snapshot(data["user"])
     # The entry may outlive the session's absolute end; the database would refuse it by then.
     if user.id != claims.user_id or datetime.fromisoformat(data["ends"]) <= utcnow():

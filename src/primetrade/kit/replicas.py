@@ -138,6 +138,17 @@ def _fall_back_to_primary(state: ORMExecuteState) -> Result[Any] | None:
 event.listen(ReplicaSession, "do_orm_execute", _fall_back_to_primary)
 
 
+def reads_from_replica(session: AsyncSession) -> bool:
+    """Whether `session`'s next statement would run on a replica."""
+    return _REPLICA in session.info and not session.info.get(_FELL_BACK)
+
+
+def read_from_primary(session: AsyncSession) -> None:
+    """Run the rest of this replica session's statements on the primary."""
+    if _REPLICA in session.info:
+        session.info[_FELL_BACK] = True
+
+
 class Replica:
     """One replica: its engine, its session factory and what the last probe found."""
 

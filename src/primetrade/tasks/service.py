@@ -236,7 +236,9 @@ async def read_one(
         return Entry(etag(task.version), read.__pydantic_serializer__.to_json(read)).pack()
 
     ttl = runtime.settings.cache_ttl_task_seconds
-    return Entry.unpack(await runtime.cache.fetch("task", user.id, (str(task_id),), ttl, compute))
+    return Entry.unpack(
+        await runtime.cached(session, "task", user.id, (str(task_id),), ttl, compute)
+    )
 
 
 async def list_page(session: AsyncSession, runtime: Runtime, user: User, query: TaskQuery) -> Entry:
@@ -250,7 +252,7 @@ async def list_page(session: AsyncSession, runtime: Runtime, user: User, query: 
 
     ttl = runtime.settings.cache_ttl_task_list_seconds
     parts = (query_key(query),)
-    return Entry.unpack(await runtime.cache.fetch("task_list", user.id, parts, ttl, compute))
+    return Entry.unpack(await runtime.cached(session, "task_list", user.id, parts, ttl, compute))
 
 
 def query_key(query: TaskQuery) -> str:
@@ -271,4 +273,4 @@ async def stats_body(session: AsyncSession, runtime: Runtime, user: User, tz: Zo
         return result.__pydantic_serializer__.to_json(result)
 
     ttl = runtime.settings.cache_ttl_stats_seconds
-    return await runtime.cache.fetch("stats", user.id, (tz.key,), ttl, compute)
+    return await runtime.cached(session, "stats", user.id, (tz.key,), ttl, compute)
