@@ -210,8 +210,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     return monkeypatch
 
 
-def test_production_refuses_the_default_secret_key(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("ENVIRONMENT", "production")
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_only_development_accepts_the_default_secret_key(
+    clean_env: pytest.MonkeyPatch, environment: str
+) -> None:
+    assert Settings().secret_key == DEFAULT_SECRET_KEY  # development, the default
+    clean_env.setenv("ENVIRONMENT", environment)
     with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
         Settings()
     clean_env.setenv("SECRET_KEY", DEFAULT_SECRET_KEY)

@@ -290,8 +290,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
-        if self.environment is Environment.production and self.secret_key == DEFAULT_SECRET_KEY:
-            raise ValueError("SECRET_KEY must be set to a private value in production")
+        # Only a laptop in development may run on the published placeholder: anything else
+        # (a test deployment, staging, production) would sign tokens anyone can forge.
+        if (
+            self.environment is not Environment.development
+            and self.secret_key == DEFAULT_SECRET_KEY
+        ):
+            raise ValueError(
+                f"SECRET_KEY must be set to a private value outside development "
+                f"(ENVIRONMENT={self.environment.value})"
+            )
         return self
 
     @property
