@@ -467,6 +467,77 @@ def test_the_spec_documents_every_answer_in_the_matrix(app: FastAPI) -> None:
             assert str(row.expected(caller)) in spec["responses"], (operation, caller)
 
 
+# Routes outside the versioned API, or left out of the spec, answer everybody the same: the
+# probes, the docs and the web app's pages and assets (which hold no data; the app behind them
+# asks the API). A new one fails `test_every_route_of_the_app_is_reviewed` until it is added.
+PUBLIC_ROUTES: dict[tuple[str, str], tuple[str, int]] = {
+    ("GET", "/health"): ("/health", 200),
+    ("GET", "/ready"): ("/ready", 200),
+    ("GET", "/metrics"): ("/metrics", 200),
+    ("GET", "/openapi.json"): ("/openapi.json", 200),
+    ("GET", "/docs"): ("/docs", 200),
+    ("GET", "/docs/oauth2-redirect"): ("/docs/oauth2-redirect", 200),
+    ("GET", "/redoc"): ("/redoc", 200),
+    ("GET", "/"): ("/", 200),
+    ("GET", "/assets/{build}/{name:path}"): ("/assets/0/app.css", 404),
+    **{
+        ("GET", f"/{page}{rest}"): (f"/{page}{rest.replace('{rest:path}', 'x')}", 200)
+        for page in (
+            "login",
+            "register",
+            "forgot-password",
+            "reset-password",
+            "verify-email",
+            "tasks",
+            "board",
+            "stats",
+            "profile",
+            "admin",
+        )
+        for rest in ("", "/{rest:path}")
+    },
+}
+
+
+def app_routes(routes: list[Any]) -> set[tuple[str, str]]:
+    """(METHOD, path template) of every route the app answers, in the spec or not.
+
+    Walks mounted and included routers whichever way this FastAPI version keeps them.
+    """
+    found: set[tuple[str, str]] = set()
+    for route in routes:
+        if hasattr(route, "effective_route_contexts"):  # an included router (FastAPI ≥ 0.160)
+            found |= app_routes(list(route.effective_route_contexts()))
+        elif hasattr(route, "routes"):  # a Mount
+            prefix = getattr(route, "path", "")
+            found |= {(method, prefix + path) for method, path in app_routes(route.routes)}
+        else:
+            methods = getattr(route, "methods", None) or {"GET"}
+            found |= {(method, route.path) for method in methods if method != "HEAD"}
+    return found
+
+
+def test_every_route_of_the_app_is_reviewed(app: FastAPI) -> None:
+    routes = app_routes(app.routes)
+    api, other = (
+        {r for r in routes if r[1].startswith(f"{API}/")},
+        {r for r in routes if not r[1].startswith(f"{API}/")},
+    )
+    assert sorted(api - set(MATRIX)) == [], "API routes without a row in MATRIX"
+    assert sorted(other - set(PUBLIC_ROUTES)) == [], "routes nobody has reviewed: add them"
+    assert sorted(set(PUBLIC_ROUTES) - other) == [], "reviewed routes that no longer exist"
+
+
+@pytest.mark.parametrize("route", sorted(PUBLIC_ROUTES), ids=lambda route: route[1])
+async def test_public_routes_answer_without_a_sign_in(
+    route: tuple[str, str], client: httpx.AsyncClient
+) -> None:
+    path, expected = PUBLIC_ROUTES[route]
+    response = await client.request(route[0], path)
+    assert response.status_code == expected, response.text[:300]
+    assert "www-authenticate" not in response.headers
+
+
 # --- the matrix, cell by cell --------------------------------------------------------------
 
 
