@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from primetrade import health
-from primetrade.server import Server
+from primetrade.server import Server, WorkerProcess
 from tests import pgserver
 from tests.helpers import API, PASSWORD
 
@@ -56,12 +56,21 @@ def test_a_stop_signal_turns_readiness_off_and_stops_the_server(signum: int) -> 
     assert server.should_exit
 
 
+def test_the_workers_of_a_multi_process_server_turn_readiness_off_too() -> None:
+    config = uvicorn.Config(FastAPI(), workers=2)
+    worker = WorkerProcess(config, [])  # built, not started
+    assert isinstance(worker.server, Server)
+
+
 # --- A real server process ------------------------------------------------------------------
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    """`primetrade serve` on SQLite and a free port: the process, its port, its log."""
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def served(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """`primetrade serve` on SQLite and a free port (1 or 2 worker processes): the process,
+    its port, its log."""
     port = pgserver.free_port()
     env = {
         **os.environ,
@@ -72,6 +81,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]
     }
     log = tmp_path / "serve.log"
     command = [str(Path(sys.executable).parent / "primetrade"), "serve", "--port", str(port)]
+    command += ["--workers", str(request.param)]
     with log.open("wb") as sink:
         process = subprocess.Popen(  # noqa: S603
             command, env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT

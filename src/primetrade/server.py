@@ -5,7 +5,8 @@ uvicorn already shuts down gracefully on SIGTERM/SIGINT: it closes its listening
 in-flight requests finish for up to `timeout_graceful_shutdown`, then runs the lifespan
 shutdown, which closes the runtime's pools. What it lacks is telling readiness probes: a
 request that still reaches the process on an open connection while it drains should see
-`GET /ready` answer 503 `shutting_down`, not 200.
+`GET /ready` answer 503 `shutting_down`, not 200. With `--workers N` the same holds in every
+worker, and the supervisor closes the shared listening socket at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from types import FrameType
 
 import uvicorn
-from uvicorn.supervisors import ChangeReload, Multiprocess
+from uvicorn.supervisors import ChangeReload, Multiprocess, multiprocess
 
 from primetrade import health
 
@@ -30,6 +31,34 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+class WorkerProcess(multiprocess.Process):
+    """A worker of `serve --workers N` that serves with `Server`, so it turns readiness off too.
+
+    uvicorn's supervisor builds its workers by the module-level name `Process`, and each
+    worker builds a plain server; both are replaced here rather than copying the supervisor.
+    """
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = Server(config=self.config)
+        return self._server
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, which also stops listening as soon as it is asked to stop.
+
+    The workers share the supervisor's listening socket. Closing only theirs would leave the
+    port open with nobody accepting: new connections would wait in the backlog and be reset
+    at exit, where a refused connection sends a proxy straight to another instance.
+    """
+
+    def terminate_all(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
+
+
 def run(config: uvicorn.Config) -> None:
     """Serve as `uvicorn.run` does, with `Server` wherever this process runs the server."""
     server = Server(config)
@@ -37,9 +66,8 @@ def run(config: uvicorn.Config) -> None:
         if config.should_reload:
             ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
         elif config.workers > 1:
-            # uvicorn's supervisor builds plain servers in its workers: they drain just as
-            # gracefully, but answer /ready normally until their listener closes.
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            multiprocess.Process = WorkerProcess  # type: ignore[misc]
+            Supervisor(config, sockets=[config.bind_socket()]).run()
         else:
             server.run()
     except KeyboardInterrupt:
