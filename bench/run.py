@@ -42,7 +42,8 @@ from harness.services import LOOPBACK, Service
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 BIN = Path(sys.executable).parent
-DEFAULT_CEILING_DIR = Path("/work/shared/bench/ceiling")
+# The shared folder lies beside the checkout (`../shared/bench/ceiling/`).
+DEFAULT_CEILING_DIR = BENCH_DIR.parent.parent / "shared" / "bench" / "ceiling"
 BENCH_DB = "primetrade_bench"
 SCALE_DB = "primetrade_bench_scale"
 CEILING_DB = "primetrade_ceiling"

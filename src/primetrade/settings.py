@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     rate_limit_anonymous: str = Field("300/minute", description="Per client IP, no token.")
     rate_limit_user: str = Field("1200/minute", description="Per signed-in user.")
     rate_limit_auth: str = Field(
-        "30/minute", description="Per IP on register, login, token and refresh."
+        "30/minute",
+        description="Per IP on the sign-in, sign-up, refresh, verification and reset calls.",
     )
     rate_limit_login_failures: str = Field(
         "10/15minutes", description="Failed sign-ins per IP and email before 429."
