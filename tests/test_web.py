@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from primetrade.web.router import CONTENT_SECURITY_POLICY, UI_SECTIONS, WebApp
+from primetrade.web.router import CONTENT_SECURITY_POLICY, STATIC_DIR, UI_SECTIONS, WebApp
 from tests.helpers import API, assert_problem
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -151,3 +151,17 @@ def test_without_static_files_the_page_is_a_404_not_a_crash(tmp_path: Path) -> N
     empty = WebApp(tmp_path / "missing")
     assert empty.page is None
     assert empty.assets == {}
+
+
+async def test_the_file_the_router_probes_for_a_newer_build_is_served(
+    client: httpx.AsyncClient,
+) -> None:
+    """router.js asks for one file of its own build to learn that a deploy replaced it."""
+    router_js = (STATIC_DIR / "router.js").read_text()
+    probe = re.search(r'const PROBE = new URL\("\./([^"]+)", import\.meta\.url\)', router_js)
+    assert probe, "router.js names no probe file"
+    page = (await client.get("/")).text
+    build = ASSET_URL.findall(page)[0].split("/")[2]
+    response = await client.get(f"/assets/{build}/{probe[1]}")
+    assert response.status_code == 200
+    assert len(response.content) < 1024  # asked for on every link: it must stay tiny

@@ -1,5 +1,6 @@
 """Administration: find an account, change its role, deactivate and reactivate it, read its
-tasks; the API's refusal (the last admin) is shown; everybody else is kept out."""
+tasks, delete it once confirmed; the API's refusal (the last admin) is shown; everybody else
+is kept out."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import sign_in
 from tests.e2e.served import ServedApp, unique_email
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +79,44 @@ async def test_a_member_is_kept_out_of_admin_pages(page: Page, served: ServedApp
     await page.goto("/admin")
     await expect(page).to_have_url(re.compile(r"/admin/users$"))
     await expect(page.get_by_role("heading", level=1, name="Admins only")).to_be_visible()
+
+
+async def test_an_admin_deletes_accounts_after_confirming(page: Page, served: ServedApp) -> None:
+    admin = unique_email("admin")
+    await served.create_admin(admin)
+    leaving = await served.register(unique_email("leaving"), full_name="Lena Leaving")
+    await served.create_task(await served.bearer(leaving), title="Lena's task")
+    gone = await served.register(unique_email("gone"), full_name="Gus Gone")
+    await sign_in(page, admin)
+
+    await page.goto(f"/admin/users?q={leaving}")
+    users = page.locator("tbody tr")
+    await expect(users).to_have_count(1)
+    await page.get_by_role("button", name=f"Delete {leaving}").click()
+    dialog = page.get_by_role("dialog", name="Delete this account?")
+    await expect(dialog).to_contain_text(f"{leaving} and all their tasks will be deleted")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_be_hidden()
+    await expect(users).to_have_count(1)
+
+    await page.get_by_role("button", name=f"Delete {leaving}").click()
+    await dialog.get_by_role("button", name="Delete account").click()
+    await expect(
+        page.get_by_role("status").filter(has_text=f"{leaving} was deleted.")
+    ).to_be_visible()
+    await expect(users).to_have_count(0)
+    await page.reload()
+    await expect(page.get_by_role("status").filter(has_text="No users match.")).to_be_visible()
+
+    await page.goto(f"/admin/users?q={gone}")
+    await page.get_by_role("link", name="Gus Gone").click()
+    await expect(page.get_by_role("heading", level=1, name="Gus Gone")).to_be_visible()
+    await page.get_by_role("button", name=f"Delete {gone}").click()
+    await dialog.get_by_role("button", name="Delete account").click()
+    await expect(page).to_have_url(re.compile(r"/admin/users$"))
+    await expect(page.locator("tbody tr").filter(has_text=admin)).to_have_count(1)
+    await expect(page.locator("tbody tr").filter(has_text=gone)).to_have_count(0)
+    async with served.http() as http:
+        for email in (leaving, gone):
+            refused = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+            assert refused.status_code == 401, refused.text

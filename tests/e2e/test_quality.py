@@ -4,6 +4,7 @@ the weight of the first load; and the screenshots in docs/screenshots, taken on 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,10 @@ from tests.e2e.conftest import PageProblems, new_context, sign_in, watch
 from tests.e2e.served import ServedApp, serve
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).parents[2]
+README = ROOT / "README.md"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+RUN_STARTED = time.time()  # imported at collection, before any test of this run
 PHONE = ViewportSize(width=390, height=844)
 DESKTOP = ViewportSize(width=1280, height=800)
 FIRST_LOAD_BUDGET = 150 * 1024
@@ -115,42 +119,78 @@ async def admin_page(
 
 # --- Accessibility ------------------------------------------------------------------------
 
-
-async def test_pages_have_no_serious_accessibility_violations(
-    browser: Browser, showcase: ServedApp, admin_page: Page, axe_script: str
-) -> None:
-    found: dict[str, list[str]] = {}
-    signed_out = await new_context(browser, showcase)
-    try:
-        page = await signed_out.new_page()
-        for path in ("/login", "/register"):
-            await page.goto(path)
-            await expect(page.locator("form")).to_be_visible()
-            found[path] = await axe(page, axe_script)
-    finally:
-        await signed_out.close()
-
-    page = admin_page
-    for path, ready in PAGES_TO_CHECK:
-        await page.goto(path)
-        await expect(page.locator(ready).first).to_be_visible()
-        found[path] = await axe(page, axe_script)
-    await page.goto("/tasks")
-    await page.get_by_role("button", name="New task").click()
-    await expect(page.get_by_role("dialog")).to_be_visible()
-    found["/tasks (task form)"] = await axe(page, axe_script)
-
-    blocking = {path: issues for path, issues in found.items() if issues}
-    assert not blocking, "\n".join(f"{path}: {issues}" for path, issues in blocking.items())
-
-
-PAGES_TO_CHECK = [
+SIGNED_OUT_PAGES = [
+    ("/login", "form"),
+    ("/register", "form"),
+    ("/forgot-password", "form"),
+    ("/reset-password?token=" + "x" * 40, "form"),
+    ("/verify-email?token=" + "x" * 40, "[role=alert]"),  # a wrong link: its error and form
+]
+SIGNED_IN_PAGES = [
     ("/tasks", "tr.task-row"),
     ("/board", ".task-card"),
     ("/stats", ".tile"),
     ("/profile", 'input[name="daily_digest"]:enabled'),
     ("/admin/users", "tbody tr"),
+    ("/admin/users/{admin_id}", "main:has(.user-card dl) .owner-tasks tbody tr"),
 ]
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
+
+
+@pytest.fixture(scope="module")
+async def admin_id(showcase: ServedApp, admin: str) -> str:
+    headers = await showcase.bearer(admin)
+    async with showcase.http() as http:
+        response = await http.get("/admin/users", params={"q": admin}, headers=headers)
+    assert response.status_code == 200, response.text
+    (user,) = response.json()["items"]
+    return str(user["id"])
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_pages_have_no_serious_accessibility_violations(
+    browser: Browser,
+    showcase: ServedApp,
+    admin: str,
+    admin_id: str,
+    axe_script: str,
+    problems: PageProblems,
+    scheme: str,
+) -> None:
+    """Every page at desktop and phone size, in one colour scheme: one context signed out,
+    one signed in, each resized rather than recreated."""
+    found: dict[str, list[str]] = {}
+    for user, pages in ((None, SIGNED_OUT_PAGES), (admin, SIGNED_IN_PAGES)):
+        context = await new_context(browser, showcase, color_scheme=scheme)
+        try:
+            page = watch(await context.new_page(), problems)
+            if user:
+                await sign_in(page, user)
+            for size, viewport in SIZES.items():
+                await page.set_viewport_size(viewport)
+                for path, ready in pages:
+                    url = path.format(admin_id=admin_id)
+                    await page.goto(url)
+                    await expect(page.locator(ready).first).to_be_visible()
+                    found[f"{size} {url}"] = await axe(page, axe_script)
+                if user:
+                    found.update(await check_task_controls(page, size, axe_script))
+        finally:
+            await context.close()
+    blocking = {where: issues for where, issues in found.items() if issues}
+    assert not blocking, "\n".join(f"{where}: {issues}" for where, issues in blocking.items())
+
+
+async def check_task_controls(page: Page, size: str, axe_script: str) -> dict[str, list[str]]:
+    """The task list's filter panel, then its task form dialog."""
+    await page.goto("/tasks")
+    await page.get_by_role("button", name="Filters").click()
+    await expect(page.get_by_role("group", name="Filters")).to_be_visible()
+    found = {f"{size} /tasks (filters)": await axe(page, axe_script)}
+    await page.get_by_role("button", name="New task").click()
+    await expect(page.get_by_role("dialog")).to_be_visible()
+    found[f"{size} /tasks (task form)"] = await axe(page, axe_script)
+    return found
 
 
 async def axe(page: Page, script: str) -> list[str]:
@@ -209,8 +249,14 @@ async def test_screenshots(browser: Browser, showcase: ServedApp, admin_page: Pa
         await expect(admin_page.locator(ready).first).to_be_visible()
         for size, scheme in variants:
             await shoot(admin_page, name, size, scheme)
-    written = sorted(path.name for path in SCREENSHOTS.glob("*.png"))
-    assert len(written) >= 14, written
+    linked = sorted(set(re.findall(r"docs/screenshots/([\w.-]+\.png)", README.read_text())))
+    assert linked, "the README links no screenshots"
+    stale = [name for name in linked if not written_since(SCREENSHOTS / name, RUN_STARTED)]
+    assert not stale, f"the README links screenshots this run did not write: {stale}"
+
+
+def written_since(path: Path, moment: float) -> bool:
+    return path.exists() and path.stat().st_mtime >= moment
 
 
 async def shoot(page: Page, name: str, size: str, scheme: str) -> None:
@@ -254,13 +300,17 @@ async def test_the_task_view_loads_under_150_kb(
     finally:
         await context.close()
     total = sum(sizes.values())
-    print(f"first load of /tasks: {total} bytes transferred in {len(sizes)} files")
+    print(f"first load of /tasks: {total} bytes transferred in {len(sizes)} responses")
     assert any(url.endswith(".js") for url in sizes)
+    api = [url.split("/api/v1", 1)[1] for url in sizes if "/api/v1/" in url]
+    assert {"/auth/session/refresh", "/users/me"} <= set(api), api
+    assert any(path.startswith("/tasks?") for path in api), api
     assert total < FIRST_LOAD_BUDGET, sizes
 
 
 async def transferred_on_load(context: BrowserContext, page: Page, path: str) -> dict[str, int]:
-    """Bytes on the wire (compressed, with headers) per document and asset, cache empty."""
+    """Bytes on the wire (compressed, with headers) per URL, cache empty: the document, its
+    assets and the API calls the page makes to show itself (session, user, tasks)."""
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
     await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
@@ -268,13 +318,12 @@ async def transferred_on_load(context: BrowserContext, page: Page, path: str) ->
     sizes: dict[str, int] = {}
 
     def received(event: dict[str, Any]) -> None:
-        if event["type"] not in {"Fetch", "XHR"}:
-            urls[event["requestId"]] = event["response"]["url"]
+        urls[event["requestId"]] = event["response"]["url"]
 
     def finished(event: dict[str, Any]) -> None:
         url = urls.get(event["requestId"])
         if url is not None:
-            sizes[url] = int(event["encodedDataLength"])
+            sizes[url] = sizes.get(url, 0) + int(event["encodedDataLength"])
 
     cdp.on("Network.responseReceived", received)
     cdp.on("Network.loadingFinished", finished)

@@ -4,6 +4,7 @@ move on the board, delete, sign out; a conflicting edit; the form's validation m
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import Locator, Page, expect
@@ -291,3 +292,62 @@ async def test_an_unreachable_server_is_said_so(page: Page, served: ServedApp) -
     await page.get_by_label("Search tasks").fill("anything")
     alert = page.get_by_role("alert").filter(has_text="Can't reach the server")
     await expect(alert).to_contain_text("Check your connection and try again.")
+
+
+async def test_tag_due_range_and_overdue_filters(page: Page, served: ServedApp) -> None:
+    email = await served.register()
+    headers = await served.bearer(email)
+    for title, tags, due, status in FILTERED_TASKS:
+        if isinstance(due, timedelta):
+            due = datetime.now(UTC) + due
+        due_at = due.isoformat() if due else None
+        await served.create_task(headers, title=title, tags=tags, due_at=due_at, status=status)
+    await sign_in(page, email)
+    await page.goto("/tasks?sort=title")
+    titles = page.locator("tr.task-row .task-title")
+    await expect(titles).to_have_count(len(FILTERED_TASKS))
+    await page.get_by_role("button", name="Filters").click()
+    filters = page.get_by_role("group", name="Filters")
+
+    await filters.get_by_label("Tag").fill("home")
+    await filters.get_by_label("Tag").press("Enter")
+    await expect(page).to_have_url(re.compile(r"/tasks\?sort=title&tag=home$"))
+    await expect(titles).to_have_text(["Fix the boiler", "Pay the rent", "Water the plants"])
+    await filters.get_by_label("Tag").fill("home, repairs")
+    await filters.get_by_label("Tag").press("Enter")
+    await expect(page).to_have_url(re.compile(r"/tasks\?sort=title&tag=home&tag=repairs$"))
+    await expect(titles).to_have_text(["Fix the boiler"])
+    await filters.get_by_role("button", name="Clear filters").click()
+    await expect(page).to_have_url(re.compile(r"/tasks\?sort=title$"))
+
+    await filters.get_by_label("Due from").fill("2031-05-15")
+    await filters.get_by_label("Due until").fill("2031-06-15")
+    await expect(page).to_have_url(
+        re.compile(r"/tasks\?sort=title&due_after=2031-05-15&due_before=2031-06-15$")
+    )
+    await expect(titles).to_have_text(["Fix the boiler", "Renew the passport"])
+    await page.reload()
+    await expect(titles).to_have_text(["Fix the boiler", "Renew the passport"])
+    await page.get_by_role("button", name="Filters (2)").click()
+    await expect(filters.get_by_label("Due from")).to_have_value("2031-05-15")
+    await expect(filters.get_by_label("Due until")).to_have_value("2031-06-15")
+
+    await page.goto("/tasks?sort=title")
+    await page.get_by_role("button", name="Filters").click()
+    await filters.get_by_label("Only overdue").check()
+    await expect(page).to_have_url(re.compile(r"/tasks\?sort=title&overdue=true$"))
+    await expect(titles).to_have_text(["Pay the rent"])  # not the one done, nor any undated
+    await page.reload()
+    await expect(page.get_by_role("button", name="Remove filter Overdue")).to_be_visible()
+    await expect(titles).to_have_text(["Pay the rent"])
+
+
+# Title, tags, due (a time, or a time from now), status.
+FILTERED_TASKS: list[tuple[str, list[str], datetime | timedelta | None, str]] = [
+    ("Pay the rent", ["home"], timedelta(days=-2), "todo"),
+    ("Book the flights", ["travel"], timedelta(days=-2), "done"),
+    ("Fix the boiler", ["home", "repairs"], datetime(2031, 5, 20, 12, tzinfo=UTC), "in_progress"),
+    ("Renew the passport", ["travel"], datetime(2031, 6, 15, 12, tzinfo=UTC), "todo"),
+    ("Water the plants", ["home"], None, "todo"),
+    ("Plan the holiday", ["travel"], datetime(2031, 7, 1, 12, tzinfo=UTC), "todo"),
+]

@@ -5,6 +5,15 @@ const routes = [];
 let listener = () => {};
 let flash = null;
 
+// A page open through a deploy keeps running the modules of its build, while the new server
+// answers 404 under /assets/<old build>/. So each link followed inside the page also asks for
+// one small file of this build (the icon); once that is gone, the next link is left to the
+// browser, whose full load brings the new build. Once per build and tab, so a page that comes
+// back in the old build (from a server not yet updated) cannot reload on every click.
+const PROBE = new URL("./favicon.svg", import.meta.url);
+const RELOADED_FROM = "primetrade:reloaded-from";
+let outdated = false;
+
 /** Register a path ("/admin/users/:id") and what to do there. */
 export function route(path, handler, options = {}) {
   const keys = [];
@@ -65,8 +74,28 @@ function followLink(event) {
   const url = new URL(link.href);
   if (url.origin !== location.origin || !match(url.pathname)) return;
   if (url.hash && url.pathname === location.pathname) return;
+  if (reloadOnce()) return;
   event.preventDefault();
   navigate(url.pathname + url.search);
+  checkBuild();
+}
+
+function checkBuild() {
+  if (outdated) return;
+  fetch(PROBE, { cache: "no-store" }).then(
+    (response) => {
+      outdated = response.status === 404;
+      // Visible in the developer tools, and to the browser tests.
+      document.documentElement.toggleAttribute("data-outdated", outdated);
+    },
+    () => {}, // offline: nothing learnt
+  );
+}
+
+function reloadOnce() {
+  if (!outdated || sessionStorage.getItem(RELOADED_FROM) === PROBE.pathname) return false;
+  sessionStorage.setItem(RELOADED_FROM, PROBE.pathname);
+  return true;
 }
 
 /** Where to go after signing in: the page that asked for it (`?next=`), if it is one of ours. */

@@ -128,7 +128,12 @@ function taskSection(ownerId) {
       { class: "muted" },
       "Read-only: what this person sees in their list (archived tasks excluded).",
     ),
-    h("div", { class: "table-wrap" }, table),
+    // Focusable, so that a keyboard can scroll it where it is wider than the screen.
+    h(
+      "div",
+      { class: "table-wrap", role: "region", "aria-label": "Their tasks", tabindex: "0" },
+      table,
+    ),
     empty,
     more,
   );
