@@ -16,11 +16,11 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select, update
 
-from primetrade.auth import passwords
 from primetrade.auth.models import AuthSession
 from primetrade.auth.passwords import PasswordHasher
 from primetrade.auth.tokens import LEEWAY_SECONDS
 from primetrade.kit.db import utcnow
+from primetrade.settings import Settings
 from primetrade.users.models import User
 from tests.conftest import asgi_client
 from tests.helpers import API, PASSWORD, Account, Api, assert_problem, bearer, error_fields
@@ -308,19 +308,26 @@ async def test_token_endpoint_refuses_other_grant_types(
     assert_problem(response, 422, "validation_failed")
 
 
-async def test_login_upgrades_a_hash_with_weaker_parameters(api: Api, app: FastAPI) -> None:
+def test_passwords_are_hashed_with_owasps_argon2id_profile_by_default() -> None:
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (defaults.password_hash_memory_kib, defaults.password_hash_time_cost) == (19456, 2)
+
+
+async def test_login_rehashes_a_hash_made_with_other_parameters(api: Api, app: FastAPI) -> None:
     user = await api.register()
-    weak = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8192, parallelism=1),))
+    settings = app.state.runtime.settings
+    other = PasswordHash((Argon2Hasher(time_cost=3, memory_cost=2048, parallelism=1),))
     async with app.state.runtime.engine.begin() as connection:
         await connection.execute(
             update(User)
             .where(User.email == user["email"])
-            .values(password_hash=weak.hash(PASSWORD))
+            .values(password_hash=other.hash(PASSWORD))
         )
     assert (await api.login(user["email"])).status_code == 200
     upgraded = (await user_row(app, user["email"])).password_hash
     assert upgraded.startswith("$argon2id$")
-    assert "m=19456,t=2" in upgraded
+    current = f"m={settings.password_hash_memory_kib},t={settings.password_hash_time_cost}"
+    assert current in upgraded
     assert (await api.login(user["email"])).status_code == 200
 
 
@@ -379,16 +386,17 @@ def verify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
 
 
 @pytest.fixture
-def argon2_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def argon2_runs(monkeypatch: pytest.MonkeyPatch, app: FastAPI) -> list[str]:
     """Every Argon2 verification actually computed."""
     runs: list[str] = []
-    original = passwords._hasher.verify_and_update
+    hasher = app.state.runtime.hasher.hasher
+    original = hasher.verify_and_update
 
     def spy(password: str, hashed: str) -> Any:
         runs.append(hashed)
         return original(password, hashed)
 
-    monkeypatch.setattr(passwords._hasher, "verify_and_update", spy)
+    monkeypatch.setattr(hasher, "verify_and_update", spy)
     return runs
 
 
@@ -414,7 +422,7 @@ async def test_wrong_password_verifies_once(
 
 
 async def test_empty_stored_hash_never_matches() -> None:
-    hasher = PasswordHasher(1)
+    hasher = PasswordHasher(1, time_cost=1, memory_kib=1024)
     ok, _ = await hasher.verify("primetrade-dummy-password-for-timing", "")
     assert ok is False
 

@@ -111,7 +111,11 @@ class Runtime:
             read_sessions=create_sessionmaker(reads),
             replicas=ReplicaSet(settings, reads) if settings.read_database_urls else None,
             recent_writers=build_recent_writers(settings, redis),
-            hasher=PasswordHasher(settings.password_hash_concurrency),
+            hasher=PasswordHasher(
+                settings.password_hash_concurrency,
+                time_cost=settings.password_hash_time_cost,
+                memory_kib=settings.password_hash_memory_kib,
+            ),
             tokens=TokenCodec(settings),
             revocations=RedisRevocationStore(redis) if redis else MemoryRevocationStore(),
             limiter=build_limiter(settings, redis),

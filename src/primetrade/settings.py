@@ -148,6 +148,14 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(
         1, ge=1, description="Argon2 hashes computed at once per process (bounds CPU bursts)."
     )
+    # OWASP's second Argon2id profile (19 MiB, 2 passes): strong, yet ~25 ms on a server core.
+    password_hash_time_cost: int = Field(2, ge=1, le=10, description="Argon2id passes over memory.")
+    password_hash_memory_kib: int = Field(
+        19456,
+        ge=1024,
+        le=1024 * 1024,
+        description="Argon2id memory per hash, in KiB (accounts upgrade when this changes).",
+    )
 
     rate_limit_enabled: bool = Field(True, description="Turn every rate limit on or off.")
     rate_limit_storage_url: str = Field(
