@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pytest
@@ -63,12 +65,38 @@ async def jobs_settled(application: Any) -> bool:
 # --- SMTP ------------------------------------------------------------------------------------
 
 
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class Mailbox:
-    """Every message a loopback SMTP server received."""
+    """Every message a loopback SMTP server received.
+
+    A closed `gate` holds each session at RCPT TO, before any message is accepted: a send
+    stays in flight for as long as a test needs. `refusal` answers every RCPT TO instead of
+    accepting it (a send that always fails).
+    """
 
     messages: list[EmailMessage] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=_open_gate)
+    held: int = 0
+    refusal: str | None = None
+
+    async def handle_RCPT(  # noqa: N802 - the hook name aiosmtpd calls
+        self, _server: SMTP, _session: Session, envelope: Envelope, address: str, _options: Any
+    ) -> str:
+        if not self.gate.is_set():
+            self.held += 1
+            # Off the server's loop: other sessions are still served meanwhile.
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait)
+        if self.refusal is not None:
+            return self.refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(  # noqa: N802 - the hook name aiosmtpd calls
         self, _server: SMTP, _session: Session, envelope: Envelope
@@ -82,15 +110,21 @@ class Mailbox:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[str, Mailbox]]:
-    """(MAIL_URL, mailbox) of an aiosmtpd server on loopback, in its own thread."""
-    mailbox = Mailbox()
+def smtp_server(*, held: bool = False, refusal: str | None = None) -> Iterator[tuple[str, Mailbox]]:
+    """(MAIL_URL, mailbox) of an aiosmtpd server on loopback, in its own thread.
+
+    `held`: the mailbox's gate starts closed. `refusal`: see `Mailbox`.
+    """
+    mailbox = Mailbox(refusal=refusal)
+    if held:
+        mailbox.gate.clear()
     port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield f"smtp://127.0.0.1:{port}?starttls=false", mailbox
     finally:
+        mailbox.gate.set()  # a held session's thread must end before the server can stop
         controller.stop()
 
 
@@ -181,6 +215,43 @@ class TcpProxy:
                 await writer.drain()
         writer.close()
         self._writers.discard(writer)
+
+
+@dataclass
+class BrokerLeg:
+    """A queue (or key prefix) of one's own on a broker, reached directly or through `proxy`.
+
+    `proxied_url` reaches the broker through the proxy: the broker is away while it is stopped.
+    """
+
+    name: str
+    url: str
+    proxied_url: str
+    settings: dict[str, str]
+    proxy: TcpProxy
+
+
+BROKERS = ["rabbitmq", "redis"]
+_DEFAULT_PORTS = {"rabbitmq": 5672, "redis": 6379}
+
+
+@contextlib.contextmanager
+def broker_leg(name: str) -> Iterator[BrokerLeg]:
+    """A BrokerLeg on the shared RabbitMQ or Redis (its proxy not started yet)."""
+    if name == "rabbitmq":
+        with contextlib.contextmanager(rabbitmq_queue)() as queue:
+            yield _leg(name, RABBITMQ_URL, {"broker_queue": queue})
+        return
+    with contextlib.contextmanager(redis_namespace)() as prefix:
+        yield _leg(name, REDIS_URL, {"broker_queue": "jobs", "redis_prefix": prefix})
+
+
+def _leg(name: str, url: str, settings: dict[str, str]) -> BrokerLeg:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORTS[name])
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    return BrokerLeg(name, url, urlunsplit(parts._replace(netloc=netloc)), settings, proxy)
 
 
 # --- A worker process ------------------------------------------------------------------------

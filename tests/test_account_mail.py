@@ -160,6 +160,76 @@ async def test_an_expired_verification_link_is_refused_and_resend_answers_alike(
     assert mail_to(mailbox[1], "ghost@example.com") == []
 
 
+# --- Changing the address --------------------------------------------------------------------
+
+
+async def _verified_session(
+    client: httpx.AsyncClient, mailbox: Mailbox, email: str
+) -> dict[str, Any]:
+    """Register, follow the verification link and sign in: the token pair."""
+    await register(client, email)
+    await eventually(received(mailbox, email), "the verification email")
+    token = token_in(mail_to(mailbox, email)[0])
+    assert (await client.post(f"{API}/auth/verify-email", json={"token": token})).status_code == 204
+    signed_in = await login(client, email)
+    assert signed_in.status_code == 200, signed_in.text
+    pair: dict[str, Any] = signed_in.json()
+    return pair
+
+
+async def _change_email(client: httpx.AsyncClient, pair: dict[str, Any], email: str) -> None:
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    body = {"email": email, "current_password": PASSWORD}
+    changed = await client.patch(f"{API}/users/me", json=body, headers=headers)
+    assert changed.status_code == 200, changed.text
+
+
+async def test_a_changed_address_is_proven_again_without_ending_the_session(
+    strict: tuple[FastAPI, httpx.AsyncClient], mailbox: tuple[str, Mailbox]
+) -> None:
+    app, client = strict
+    pair = await _verified_session(client, mailbox[1], "hana@example.com")
+    await _change_email(client, pair, "hana@new.example.com")
+    await eventually(received(mailbox[1], "hana@new.example.com"), "the new verification email")
+    [message] = mail_to(mailbox[1], "hana@new.example.com")
+    assert message["Subject"] == "Confirm your email address for PrimeTrade Tasks"
+    # The open session goes on; a new sign-in waits for the link, as after registering.
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+    refreshed = await client.post(
+        f"{API}/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    refused = await login(client, "hana@new.example.com")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "email_not_verified"
+    verified = await client.post(f"{API}/auth/verify-email", json={"token": token_in(message)})
+    assert verified.status_code == 204
+    assert (await login(client, "hana@new.example.com")).status_code == 200
+    await settled(app)
+    # One welcome in all: it came with the first verification, not again with this one.
+    welcomes = [m for m in mailbox[1].messages if m["Subject"].startswith("Welcome")]
+    assert [m["To"] for m in welcomes] == ["hana@example.com"]
+
+
+async def test_a_link_mailed_to_the_old_address_stops_working(
+    strict: tuple[FastAPI, httpx.AsyncClient], mailbox: tuple[str, Mailbox]
+) -> None:
+    app, client = strict
+    pair = await _verified_session(client, mailbox[1], "ivo@example.com")
+    await client.post(f"{API}/auth/password-reset", json={"email": "ivo@example.com"})
+    await eventually(received(mailbox[1], "ivo@example.com", 3), "the reset email")
+    [reset] = [m for m in mail_to(mailbox[1], "ivo@example.com") if "Reset" in m["Subject"]]
+    await _change_email(client, pair, "ivo@new.example.com")
+    body = {"token": token_in(reset), "new_password": NEW_PASSWORD}
+    stale = await client.post(f"{API}/auth/password-reset/confirm", json=body)
+    assert stale.status_code == 400
+    assert stale.json()["code"] == "invalid_token"
+    # Redeeming it would have proven the new address without anybody reading its mail.
+    assert (await login(client, "ivo@new.example.com")).json()["code"] == "email_not_verified"
+    await settled(app)
+
+
 # --- Password reset --------------------------------------------------------------------------
 
 

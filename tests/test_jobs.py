@@ -1,5 +1,6 @@
 """Background work: the outbox, in-process jobs, retries and dead letters, the admin API, the
-scheduler, and real worker processes on RabbitMQ and Redis (with the broker away a while)."""
+scheduler, and real worker processes on RabbitMQ and Redis (with the broker away a while, dead
+letters, and the outbox and queue gauges)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy import func, select, update
 
 from primetrade.bootstrap import ensure_admin
 from primetrade.jobs import JobContext, enqueue, job
+from primetrade.jobs import relay as relay_module
 from primetrade.jobs.models import DeadJob, JobRun, OutboxEntry
 from primetrade.jobs.scheduler import SCHEDULE, Scheduler
 from primetrade.kit.db import session_scope, utcnow
@@ -29,8 +31,11 @@ from primetrade.mail.models import SentMail
 from tests.conftest import ENGINES, asgi_client
 from tests.helpers import API, PASSWORD, Api, assert_problem
 from tests.jobsupport import (
+    BROKERS,
+    BrokerLeg,
     TcpProxy,
     app_builder,
+    broker_leg,
     eventually,
     private_database,
     rabbitmq_queue,
@@ -419,3 +424,132 @@ async def _queue_empty(prefix: str) -> bool:
     finally:
         await client.aclose()
     return waiting + pending == 0
+
+
+# --- Real worker processes on either broker --------------------------------------------------
+
+
+@pytest.fixture(params=BROKERS)
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[BrokerLeg]:
+    with broker_leg(request.param) as leg:
+        try:
+            yield leg
+        finally:
+            await leg.proxy.stop()
+
+
+async def sign_up(client: httpx.AsyncClient, numbers: range) -> None:
+    """Real registrations: each commits its account and its welcome email together."""
+    for number in numbers:
+        body = {"email": f"signup{number}@example.com", "password": PASSWORD}
+        response = await client.post(f"{API}/auth/register", json=body)
+        assert response.status_code == 201, response.text
+
+
+def failed_since(before: float) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return metric("outbox_publish_failures_total") > before
+
+    return check
+
+
+async def scrape(metrics_port: int) -> str:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+
+
+@pytest.mark.slow
+async def test_sign_ups_succeed_while_the_broker_goes_away_and_each_email_goes_once(
+    apps: Any, jobs_db: str, broker: BrokerLeg, tmp_path: Path
+) -> None:
+    with smtp_server() as (mail_url, mailbox):
+        settings = {**broker.settings, "mail_url": mail_url}
+        await broker.proxy.start()
+        app = await apps(broker_url=broker.proxied_url, **settings)
+        async with asgi_client(app) as client:
+            await sign_up(client, range(2))
+            await eventually(lambda: _none(unpublished(app)), "publishing to the broker")
+            failed_before = metric("outbox_publish_failures_total")
+            await broker.proxy.stop()  # away between two requests, its connections cut
+            await sign_up(client, range(2, 5))
+            await eventually(failed_since(failed_before), "a failed publish")
+        assert await unpublished(app) == 3
+        await broker.proxy.start()
+        await eventually(lambda: _none(unpublished(app)), "publishing once the broker is back")
+        worker = {"database_url": jobs_db, "broker_url": broker.url, **settings}
+        async with worker_process(tmp_path, **worker):
+            await eventually(_truthy_len(mailbox.messages, 5), "five welcome emails")
+            await eventually(lambda: _all_done(app, 5), "five finished runs")
+    expected = [f"signup{number}@example.com" for number in range(5)]
+    assert sorted(to for [to] in mailbox.recipients) == expected
+    assert await count(app, model=SentMail) == 5
+
+
+RETRY_FAST = {
+    "job_max_retries": 2,
+    "job_min_backoff_seconds": 0.01,
+    "job_max_backoff_seconds": 0.05,
+}
+
+
+@pytest.mark.slow
+async def test_a_real_worker_dead_letters_a_job_that_always_fails(
+    apps: Any, jobs_db: str, broker: BrokerLeg, tmp_path: Path
+) -> None:
+    with smtp_server(refusal="550 5.1.1 Mailbox unavailable") as (mail_url, mailbox):
+        settings = {**broker.settings, **RETRY_FAST, "broker_url": broker.url, "mail_url": mail_url}
+        app = await apps(**settings)
+        async with worker_process(tmp_path, database_url=jobs_db, **settings) as metrics_port:
+            await welcome(app, 1)
+            await eventually(lambda: _truthy(count(app, model=DeadJob)), "the dead letter")
+            scraped = await scrape(metrics_port)
+        # Listed once the worker is gone: the admin's own welcome email would fail as well.
+        async with asgi_client(app) as client:
+            listing = await client.get(JOBS, headers=await admin_client(app, client))
+    assert listing.status_code == 200, listing.text
+    [item] = listing.json()["items"]
+    assert (item["job_type"], item["attempts"]) == ("mail.send", 3)
+    assert "550" in item["error"]
+    assert mailbox.messages == []
+    assert 'job_failures_total{job_type="mail.send"} 3.0' in scraped
+    assert 'jobs_dead_lettered_total{job_type="mail.send"} 1.0' in scraped
+
+
+def gauges(**expected: Callable[[float], bool]) -> Callable[[], Awaitable[bool]]:
+    """Whether every named gauge of this process passes its test."""
+
+    async def check() -> bool:
+        return all(test(metric(name)) for name, test in expected.items())
+
+    return check
+
+
+def equals(value: float) -> Callable[[float], bool]:
+    return lambda sample: sample == value
+
+
+def positive(sample: float) -> bool:
+    return sample > 0
+
+
+@pytest.mark.slow
+async def test_the_outbox_and_queue_gauges_follow_an_outage(
+    apps: Any, jobs_db: str, broker: BrokerLeg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sample at every relay step rather than every 15 seconds. The gauges are this process's
+    # (any other relay alive here samples too): each check waits for the values it expects.
+    monkeypatch.setattr(relay_module, "METRICS_EVERY_SECONDS", 0.0)
+    app = await apps(broker_url=broker.proxied_url, **broker.settings)  # the proxy is stopped
+    await eventually(gauges(outbox_backlog=equals(0)), "the relay's first sample")
+    for number in range(3):
+        await welcome(app, number)
+    away = gauges(outbox_backlog=equals(3), outbox_oldest_age_seconds=positive)
+    await eventually(away, "three rows waiting, the oldest for a while")
+    await broker.proxy.start()
+    drained = gauges(outbox_backlog=equals(0), outbox_oldest_age_seconds=equals(0))
+    await eventually(drained, "an empty outbox once the broker is back")
+    await eventually(gauges(jobs_queue_depth=equals(3)), "three jobs in the queue")
+    worker = {"database_url": jobs_db, "broker_url": broker.url, **broker.settings}
+    async with worker_process(tmp_path, **worker):
+        await eventually(gauges(jobs_queue_depth=equals(0)), "an empty queue")
+        await eventually(lambda: _all_done(app, 3), "three finished runs")

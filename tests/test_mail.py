@@ -1,10 +1,14 @@
-"""Email: templates, the backends (a real SMTP server on loopback, .eml files), the idempotent
-`mail.send` job and the hourly caps."""
+"""Email: templates, the backends (a real SMTP server on loopback, .eml files and the log), the
+idempotent `mail.send` job, the hourly caps, and a real worker killed (SIGKILL) mid-send."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
+import logging
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.message import EmailMessage
@@ -18,12 +22,24 @@ from sqlalchemy import delete, select
 from primetrade.jobs.models import JobRun, OutboxEntry
 from primetrade.jobs.runner import JobMessage, Outcome, execute
 from primetrade.kit.db import session_scope
+from primetrade.kit.logging import configure_logging
 from primetrade.mail import send_email
-from primetrade.mail.backends import FileMailer, SmtpMailer, build_mailer
+from primetrade.mail.backends import LOGGED_TEXT_CHARS, FileMailer, SmtpMailer, build_mailer
 from primetrade.mail.models import SentMail
 from primetrade.mail.render import render
 from tests.conftest import ENGINES, make_settings
-from tests.jobsupport import app_builder, eventually, private_database, smtp_server
+from tests.jobsupport import (
+    RABBITMQ_URL,
+    Mailbox,
+    app_builder,
+    eventually,
+    private_database,
+    rabbitmq_queue,
+    smtp_server,
+    start_worker,
+    worker_process,
+)
+from tests.pgserver import free_port
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -144,6 +160,118 @@ async def test_the_file_backend_writes_an_eml_a_person_can_open(apps: Any, tmp_p
     assert isinstance(message, EmailMessage)
     assert message["To"] == "fay@example.com"
     assert "fay@example.com" in parts(message)[0]
+
+
+class _Events(logging.Handler):
+    """Keeps the event dict of every structlog line that reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.events.append(record.msg)
+
+
+@pytest.fixture
+def mail_log() -> Iterator[list[dict[str, Any]]]:
+    """Every event the mail backends log at INFO and above (tests log WARNING otherwise)."""
+    # As every app does at start: structlog hands its events to the standard library.
+    configure_logging(json=False, level="WARNING")
+    logger = logging.getLogger("primetrade.mail.backends")
+    handler, level = _Events(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.events
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_the_file_backend_logs_the_text_a_person_reads(
+    apps: Any, tmp_path: Path, mail_log: list[dict[str, Any]]
+) -> None:
+    app = await apps(mail_url=f"file://{tmp_path / 'mail'}", public_url="https://t.example.com")
+    await welcome(app, "gus@example.com")
+    await eventually(has(mail_log, 1), "the logged email")
+    [logged] = mail_log
+    assert (logged["event"], logged["to"]) == ("mail_sent", "gus@example.com")
+    assert logged["subject"] == "Welcome to PrimeTrade Tasks, Ada <Admin>"
+    assert "Hello Ada <Admin>," in logged["text"]
+    assert "https://t.example.com" in logged["text"]
+    assert Path(logged["file"]).parent == tmp_path / "mail"
+
+
+async def test_the_logged_text_is_bounded_and_the_file_keeps_it_all(
+    tmp_path: Path, mail_log: list[dict[str, Any]]
+) -> None:
+    message = EmailMessage()
+    message["To"], message["Subject"] = "long@example.com", "Long"
+    message.set_content("All work and no play. " * 1000)
+    message.add_alternative("<p>All work and no play.</p>", subtype="html")
+    await FileMailer(tmp_path).send(message)
+    [logged] = mail_log
+    raw = await asyncio.to_thread(Path(logged["file"]).read_bytes)
+    written = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(written, EmailMessage)
+    full = parts(written)[0]
+    assert len(full) > LOGGED_TEXT_CHARS
+    rest = len(full) - LOGGED_TEXT_CHARS
+    assert logged["text"] == f"{full[:LOGGED_TEXT_CHARS]}\n[{rest} more characters in the file]"
+
+
+# --- A real worker, killed in the middle of a send ------------------------------------------
+
+
+@pytest.fixture
+def rabbit_queue() -> Iterator[str]:
+    yield from rabbitmq_queue()
+
+
+async def _run(app: FastAPI) -> JobRun | None:
+    async with session_scope(app.state.runtime.sessions) as session:
+        return await session.scalar(select(JobRun))
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_send_is_redelivered_and_mails_once(
+    apps: Any, mail_db: str, rabbit_queue: str, tmp_path: Path
+) -> None:
+    # The server holds the send at RCPT TO, before any message is accepted: the kill lands
+    # inside the job, and whatever happens to the dead session, no message came of it.
+    with smtp_server(held=True) as (mail_url, mailbox):
+        settings = {
+            "broker_url": RABBITMQ_URL,
+            "broker_queue": rabbit_queue,
+            "mail_url": mail_url,
+            "mail_timeout_seconds": 300,  # the held send must not time out on its own
+        }
+        app = await apps(**settings)
+        await welcome(app, "kim@example.com", key="welcome:kim")
+        first, log = start_worker(tmp_path, free_port(), database_url=mail_db, **settings)
+        try:
+            await eventually(lambda: _held(mailbox), "the send in flight")
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)  # Dramatiq's main process and its worker
+            await asyncio.to_thread(first.wait, 30)
+        killed = await _run(app)
+        assert killed is not None, log.read_text()
+        assert (killed.status, killed.attempts) == ("running", 1)
+        mailbox.gate.set()  # the server answers again; RabbitMQ has the message back
+        async with worker_process(tmp_path, database_url=mail_db, **settings):
+            await eventually(lambda: _runs_done(app, 1), "the redelivered send")
+    assert mailbox.recipients == [["kim@example.com"]]
+    run = await _run(app)
+    assert run is not None
+    assert run.attempts == 2  # the killed delivery and the redelivery, which sent once
+    async with session_scope(app.state.runtime.sessions) as session:
+        assert (await session.scalars(select(SentMail.key))).all() == ["welcome:kim"]
+
+
+async def _held(mailbox: Mailbox) -> bool:
+    return mailbox.held > 0
 
 
 # --- Without a database ----------------------------------------------------------------------

@@ -164,3 +164,32 @@ async def test_reminders_once_per_due_time_rearmed_by_a_change_and_stopped_by_op
     await _due_in(api, rick, soon["id"], 20)
     await run_job(app, "notifications.reminders")
     assert len(reminders(mailbox, rick)) == 2
+
+
+# --- Archived tasks --------------------------------------------------------------------------
+
+
+async def _archive(api: Api, who: Account, task_id: str) -> None:
+    response = await api.client.post(f"{API}/tasks/{task_id}/archive", headers=who.headers)
+    assert response.status_code == 200, response.text
+
+
+async def test_an_archived_task_is_left_out_of_the_digest_and_gets_no_reminder(
+    world: tuple[FastAPI, Api, Mailbox],
+) -> None:
+    app, api, mailbox = world
+    abe = await api.account()
+    overdue = at(start_of_today() - timedelta(days=1))
+    soon = at(utcnow() + timedelta(minutes=30))
+    kept = await api.create_task(abe, title="Still open", due_at=overdue)
+    shelved = await api.create_task(abe, title="Shelved overdue", due_at=overdue)
+    shelved_soon = await api.create_task(abe, title="Shelved soon", due_at=soon)
+    await _archive(api, abe, shelved["id"])
+    await _archive(api, abe, shelved_soon["id"])
+    await run_job(app, "notifications.digest")
+    await run_job(app, "notifications.reminders")
+    [digest] = digests(mailbox, abe)
+    assert kept["title"] in text_of(digest)
+    assert "Shelved" not in text_of(digest)
+    assert digest["Subject"].endswith("1 overdue, 0 due today")
+    assert reminders(mailbox, abe) == []

@@ -31,6 +31,7 @@ from primetrade.settings import Settings
 from primetrade.users import service as users_service
 from primetrade.users.exceptions import EmailTaken, WeakPassword
 from primetrade.users.models import User
+from primetrade.users.schemas import ProfileUpdate
 
 LINK_JOB = "accounts.send_link"
 # At most one link (or registration warning) per address in each window of this length:
@@ -75,6 +76,28 @@ async def request_link(session: AsyncSession, purpose: TokenPurpose, email: str)
     slot = int(utcnow().timestamp() // LINK_WINDOW_SECONDS)
     payload = LinkJob(purpose=purpose, email=email).model_dump(mode="json")
     await enqueue(session, LINK_JOB, payload, key=f"link:{purpose}:{_address_key(email)}:{slot}")
+
+
+async def update_profile(
+    session: AsyncSession, runtime: Runtime, user: User, changes: ProfileUpdate
+) -> User:
+    """Change name or email; a new address must be proven again.
+
+    Until it is, sessions already open keep working (refresh does not ask for a verified
+    address), so nobody is locked out mid-session and a mistyped address can still be fixed;
+    only a new sign-in waits for the link, as after registration.
+    """
+    old_email = user.email
+    user = await users_service.update_profile(session, runtime, user, changes)
+    if user.email != old_email:
+        # Either kind of link marks the address as proven once redeemed: one still in the
+        # old mailbox must not vouch for the new address.
+        tokens = AccountTokenRepository(session)
+        for purpose in (TokenPurpose.verify_email, TokenPurpose.password_reset):
+            await tokens.retire(user.id, purpose, utcnow())
+        if runtime.settings.email_verification_required:
+            await request_link(session, TokenPurpose.verify_email, user.email)
+    return user
 
 
 async def verify_email(session: AsyncSession, token: str) -> None:

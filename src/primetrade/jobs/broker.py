@@ -90,9 +90,18 @@ class Publisher:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
                 await self._call(self._broker.close)
+                await self._call(_disconnect_redis, self._broker)
         except TimeoutError:
             log.warning("broker_close_timed_out")
         self._thread.shutdown(wait=False)
 
     async def _call(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
+
+def _disconnect_redis(broker: Any) -> None:
+    # Dramatiq's RedisBroker.close() leaves its connection pool to the garbage collector,
+    # which may finalise a socket before its connection (an unclosed-socket warning).
+    client = getattr(broker, "client", None)
+    if client is not None:
+        client.connection_pool.disconnect()

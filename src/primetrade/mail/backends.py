@@ -21,6 +21,8 @@ from primetrade.settings import Settings
 log = get_logger(__name__)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# More than any email of ours needs, and still one bounded log line should a message be huge.
+LOGGED_TEXT_CHARS = 4000
 
 
 class Mailer(Protocol):
@@ -69,13 +71,19 @@ class ConsoleMailer:
 
 @dataclass(frozen=True, slots=True)
 class FileMailer:
-    """Logs each message and writes it as an .eml file that a mail program opens."""
+    """Logs each message (with its text) and writes it as an .eml file a mail program opens."""
 
     folder: Path
 
     async def send(self, message: EmailMessage) -> None:
         path = await asyncio.to_thread(self._write, message)
-        log.info("mail_sent", to=message["To"], subject=message["Subject"], file=str(path))
+        log.info(
+            "mail_sent",
+            to=message["To"],
+            subject=message["Subject"],
+            file=str(path),
+            text=_readable_text(message),
+        )
 
     def _write(self, message: EmailMessage) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -87,6 +95,17 @@ class FileMailer:
         partial.write_bytes(message.as_bytes())
         os.replace(partial, path)
         return path
+
+
+def _readable_text(message: EmailMessage) -> str:
+    """The plain-text body, cut to LOGGED_TEXT_CHARS (the .eml file keeps all of it)."""
+    part = message.get_body(preferencelist=("plain",))
+    text = str(part.get_content()) if isinstance(part, EmailMessage) else ""
+    if len(text) <= LOGGED_TEXT_CHARS:
+        return text
+    return (
+        f"{text[:LOGGED_TEXT_CHARS]}\n[{len(text) - LOGGED_TEXT_CHARS} more characters in the file]"
+    )
 
 
 def build_mailer(settings: Settings) -> Mailer:

@@ -54,6 +54,8 @@ def _open_tasks_of_willing_users(wants: Any, verified_only: bool) -> Select[User
         .where(
             User.is_active.is_(True),
             Task.status != TaskStatus.done,
+            # Archiving a task is putting it away: it stops asking for attention.
+            Task.archived_at.is_(None),
             Task.due_at.is_not(None),
             # No preferences row: the defaults, which are on.
             NotificationSettings.user_id.is_(None) | wants.is_(True),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from primetrade.accounts import service as accounts_service
 from primetrade.auth import service as auth_service
 from primetrade.auth.dependencies import CurrentPrincipal, CurrentUser
 from primetrade.kit.errors import problem_responses
@@ -26,7 +27,7 @@ async def update_me(
     changes: ProfileUpdate, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
 ) -> User:
     """Change your name, or your email (send `current_password` with it)."""
-    return await service.update_profile(session, runtime, user, changes)
+    return await accounts_service.update_profile(session, runtime, user, changes)
 
 
 @router.post(

@@ -88,11 +88,13 @@ async def update_profile(
     """Change name or email; a new email needs the current password."""
     if changes.full_name is not None:
         user.full_name = changes.full_name
-    if changes.email is not None and changes.email != user.email:
+    new_email = changes.email if changes.email != user.email else None
+    if new_email is not None:
         await _require_password(runtime, user, changes.current_password)
-        if await UserRepository(session).get_by_email(changes.email) is not None:
+        if await UserRepository(session).get_by_email(new_email) is not None:
             raise EmailTaken("An account with this email already exists.")
-        user.email = changes.email
+        user.email = new_email
+        user.email_verified_at = None  # the stamp proved the old address, not this one
     user.updated_at = utcnow()
     invalidate_after_commit(session, user.id)
     try:
