@@ -35,8 +35,12 @@ worker: $(STAMP) ## Run jobs from BROKER_URL (RabbitMQ or Redis).
 scheduler: $(STAMP) ## Fire the periodic jobs (with BROKER_URL; the server does it without).
 	$(VENV)/bin/primetrade scheduler
 
+# Test processes: one per core by default (each runs whole files, with its own databases,
+# servers and browser). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(os.cpu_count() or 1, 4))')
+
 test: $(STAMP) $(AXE) ## The whole suite (API on SQLite and PostgreSQL, browser), with coverage.
-	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict.
 	$(VENV)/bin/ruff check src tests bench scripts

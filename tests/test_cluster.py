@@ -280,6 +280,17 @@ def test_the_api_serves_while_redis_is_down_and_shares_state_again_after(
             assert http.get("/users/me", headers=headers).status_code == 200
         during = create_task(c, headers, "During the Redis outage")
         assert_sees(b, headers, during)
+        for url in cluster.instance_urls:
+            ready = httpx.get(f"{url}/ready", timeout=TIMEOUT)
+            assert ready.status_code == 200, url  # the database still serves every request
+            assert ready.json()["status"] == "degraded", url
+            assert ready.json()["checks"]["redis"] == "down", url
+        # Sign-in limits cannot be counted, so sign-in fails closed, on every instance.
+        for http in (a, b, c):
+            login = http.post("/auth/login", json={"email": "x@example.com", "password": "y"})
+            assert login.status_code == 503, login.text
+            assert login.json()["code"] == "rate_limit_unavailable"
+            assert int(login.headers["retry-after"]) >= 1
     finally:
         cluster.start_redis()
     # Back: each instance tries Redis again once its breaker's pause is over; until then its

@@ -232,7 +232,7 @@ async def test_a_plain_user_gets_403_on_admin_routes_and_nothing_changes(
     [
         ("GET", f"{API}/no-such-thing"),
         ("POST", f"{API}/no-such-thing"),
-        ("GET", f"{API}/tasks/{uuid.uuid4()}/comments"),
+        ("GET", f"{API}/tasks/5f76ebed-f118-4c69-98df-50fdf6414697/comments"),
         ("GET", "/no-such-page"),
     ],
 )
