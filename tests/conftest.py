@@ -41,9 +41,8 @@ POSTGRES_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-# The app's database fixture has a third leg: the same PostgreSQL database through PgBouncer
-# in transaction pooling mode, so the whole PostgreSQL suite also runs through it (about three
-# minutes more). TEST_PGBOUNCER=0 keeps only the modules below on that leg, which cover every
+# Every database fixture has a third leg: the same PostgreSQL server through PgBouncer in
+# transaction pooling mode, so the whole PostgreSQL suite also runs through it. TEST_PGBOUNCER=0 keeps only the modules below on that leg, which cover every
 # kind of statement the app sends (reads, write transactions, locks and their timeouts,
 # idempotent replays, sign-in): a quicker loop while developing.
 DATABASE_LEGS = [
@@ -71,9 +70,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        leg = callspec.params.get("database_url") if callspec is not None else None
+        legs = list(callspec.params.values()) if callspec is not None else []
         module = item.module.__name__.rpartition(".")[2] if item.module else ""
-        through_pgbouncer = leg == "pgbouncer" and module not in PGBOUNCER_MODULES
+        through_pgbouncer = "pgbouncer" in legs and module not in PGBOUNCER_MODULES
         (dropped if through_pgbouncer else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -131,21 +130,26 @@ def postgres_base_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pgbouncer_url(postgres_base_url: str) -> Iterator[str]:
-    """This run's PostgreSQL database, migrated, through a private PgBouncer (transaction
-    pooling)."""
+def pgbouncer(postgres_base_url: str) -> Iterator[PrivateBouncer]:
+    """A private PgBouncer (transaction pooling) in front of the test server, every database."""
     reason = pgbouncer_unavailable()
     if reason is not None:
         if IN_CI:
             pytest.fail(f"CI needs PgBouncer: {reason}")
         pytest.skip(f"SKIPPED PgBouncer leg: {reason}")
-    upgrade(postgres_base_url)
     bouncer = PrivateBouncer(postgres_base_url)
     try:
         bouncer.start()
-        yield bouncer.url_for(postgres_base_url)
+        yield bouncer
     finally:
         bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(postgres_base_url: str, pgbouncer: PrivateBouncer) -> str:
+    """This run's PostgreSQL database, migrated, through the private PgBouncer."""
+    upgrade(postgres_base_url)
+    return pgbouncer.url_for(postgres_base_url)
 
 
 @pytest.fixture(scope="session", params=DATABASE_LEGS)

@@ -337,7 +337,8 @@ FAST = {
 def private_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A migrated database on the engine `request.param`, dropped afterwards."""
+    """A migrated database on the leg `request.param` (SQLite, PostgreSQL, or PostgreSQL through
+    PgBouncer), dropped afterwards."""
     from primetrade.migrations import upgrade
 
     if request.param == "sqlite":
@@ -349,7 +350,10 @@ def private_database(
     url = databases.create()
     upgrade(url)
     try:
-        yield url
+        if request.param == "pgbouncer":
+            yield request.getfixturevalue("pgbouncer").url_for(url)
+        else:
+            yield url
     finally:
         databases.drop(url)
 

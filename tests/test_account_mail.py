@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from primetrade.accounts import service as accounts_service
 from primetrade.kit.db import utcnow
-from tests.conftest import ENGINES, asgi_client
+from tests.conftest import DATABASE_LEGS, asgi_client
 from tests.helpers import API, PASSWORD
 from tests.jobsupport import Mailbox, app_builder, eventually, private_database, smtp_server
 from tests.mailsupport import html_of, mail_to, received, settled, text_of, token_in
@@ -21,7 +21,7 @@ from tests.mailsupport import html_of, mail_to, received, settled, text_of, toke
 NEW_PASSWORD = "Another-horse-7"
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def account_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -17,7 +17,7 @@ from primetrade.jobs import JobContext
 from primetrade.kit.db import session_scope, utcnow
 from primetrade.tasks.jobs import archive_completed
 from primetrade.tasks.models import Task
-from tests.conftest import ENGINES, asgi_client
+from tests.conftest import DATABASE_LEGS, asgi_client
 from tests.helpers import API, PASSWORD, Account, Api
 from tests.jobsupport import app_builder, private_database
 
@@ -42,7 +42,7 @@ async def run_archive_job(app: FastAPI) -> None:
     await archive_completed(context, {})
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def archive_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -24,7 +24,7 @@ from primetrade.exports.models import Export, ExportStatus
 from primetrade.jobs.models import JobRun
 from primetrade.kit.db import session_scope, utcnow
 from primetrade.tasks.models import Task, TaskStatus
-from tests.conftest import ENGINES, asgi_client
+from tests.conftest import DATABASE_LEGS, asgi_client
 from tests.helpers import API, Account, Api
 from tests.jobsupport import (
     app_builder,
@@ -38,7 +38,7 @@ from tests.pgserver import free_port
 EXPORTS = f"{API}/exports"
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def exports_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

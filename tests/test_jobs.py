@@ -28,7 +28,7 @@ from primetrade.kit.db import session_scope, utcnow
 from primetrade.kit.idempotency import IdempotencyKey
 from primetrade.mail import send_email
 from primetrade.mail.models import SentMail
-from tests.conftest import ENGINES, asgi_client
+from tests.conftest import DATABASE_LEGS, asgi_client
 from tests.helpers import API, PASSWORD, Api, assert_problem
 from tests.jobsupport import (
     BROKERS,
@@ -72,7 +72,7 @@ def _fresh_records() -> None:
     failures_left.clear()
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def jobs_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

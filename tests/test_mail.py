@@ -27,7 +27,7 @@ from primetrade.mail import send_email
 from primetrade.mail.backends import LOGGED_TEXT_CHARS, FileMailer, SmtpMailer, build_mailer
 from primetrade.mail.models import SentMail
 from primetrade.mail.render import render
-from tests.conftest import ENGINES, make_settings
+from tests.conftest import DATABASE_LEGS, make_settings
 from tests.jobsupport import (
     RABBITMQ_URL,
     Mailbox,
@@ -42,7 +42,7 @@ from tests.jobsupport import (
 from tests.pgserver import free_port
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def mail_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

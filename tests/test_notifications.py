@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from primetrade.jobs import enqueue
 from primetrade.jobs.scheduler import DAY_SECONDS, daily
 from primetrade.kit.db import session_scope, utcnow
-from tests.conftest import ENGINES, asgi_client
+from tests.conftest import DATABASE_LEGS, asgi_client
 from tests.helpers import API, Account, Api
 from tests.jobsupport import Mailbox, app_builder, private_database, smtp_server
 from tests.mailsupport import mail_to, settled, text_of
@@ -21,7 +21,7 @@ from tests.mailsupport import mail_to, settled, text_of
 NOTIFICATIONS = f"{API}/users/me/notifications"
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def notify_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

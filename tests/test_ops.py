@@ -40,7 +40,7 @@ from primetrade.kit.db import Base
 from primetrade.migrations import alembic_config, downgrade, upgrade
 from primetrade.settings import DEFAULT_SECRET_KEY, Settings, get_settings
 from tests import pgserver
-from tests.conftest import ENGINES, IN_CI, PostgresDatabases, asgi_client, make_settings
+from tests.conftest import DATABASE_LEGS, IN_CI, PostgresDatabases, asgi_client, make_settings
 from tests.helpers import API, PASSWORD, Api, assert_problem
 
 T = TypeVar("T")
@@ -284,16 +284,19 @@ async def test_cors_origins_from_env_reach_the_app(
 # --- The command line -----------------------------------------------------------------------
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=DATABASE_LEGS)
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no schema) on each engine."""
+    """An empty database (no schema) on each engine, and through PgBouncer."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'primetrade.db'}"
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     url = databases.create()
     try:
-        yield url
+        if request.param == "pgbouncer":
+            yield request.getfixturevalue("pgbouncer").url_for(url)
+        else:
+            yield url
     finally:
         databases.drop(url)
 

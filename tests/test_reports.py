@@ -19,7 +19,7 @@ from primetrade.mail.models import SentMail
 from primetrade.mail.render import render
 from primetrade.reports.jobs import send_weekly_reports
 from primetrade.tasks.models import Task
-from tests.conftest import ENGINES, asgi_client
+from tests.conftest import DATABASE_LEGS, asgi_client
 from tests.helpers import API, Account, Api
 from tests.jobsupport import app_builder, eventually, private_database
 
@@ -66,7 +66,7 @@ async def test_weekly_report_numbers(app: FastAPI, api: Api) -> None:
     assert bad.status_code == 422
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def reports_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

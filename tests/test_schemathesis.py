@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from primetrade.app import create_app
 from primetrade.bootstrap import ensure_admin
 from primetrade.migrations import upgrade
-from tests.conftest import ENGINES, PostgresDatabases, make_settings
+from tests.conftest import DATABASE_LEGS, PostgresDatabases, make_settings
 from tests.helpers import API, PASSWORD
 
 # Some of Schemathesis' own strategies draw from the `random` module, which Hypothesis now
@@ -99,7 +99,7 @@ class Target:
         return None
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=DATABASE_LEGS)
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
@@ -110,8 +110,11 @@ def target(
     else:
         databases = request.getfixturevalue("postgres_databases")
         url = databases.create()
+    direct_url = url
     try:
         upgrade(url)
+        if request.param == "pgbouncer":
+            url = request.getfixturevalue("pgbouncer").url_for(url)
         application = create_app(make_settings(url))
         # Loading the schema starts the app's lifespan on Schemathesis' event-loop thread.
         schema = schemathesis.openapi.from_asgi("/openapi.json", application)
@@ -121,7 +124,7 @@ def target(
             schemathesis_asgi.shutdown_lifespans()
     finally:
         if databases is not None:
-            databases.drop(url)
+            databases.drop(direct_url)
 
 
 def _populate(application: FastAPI, schema: Any) -> Target:

@@ -31,7 +31,7 @@ from primetrade.jobs.broker import ACTOR_NAME, build_broker
 from primetrade.jobs.registry import JobEnv, load_all
 from primetrade.jobs.runner import JobMessage, RetryLater, execute
 from primetrade.kit.cache import bind
-from primetrade.kit.db import create_engine, create_sessionmaker, read_only
+from primetrade.kit.db import create_engine, create_sessionmaker, read_only, uses_pgbouncer
 from primetrade.kit.logging import configure_logging
 from primetrade.kit.redisstore import RedisStore
 from primetrade.mail.backends import build_mailer
@@ -63,7 +63,12 @@ class WorkerEnv(Middleware):
             self.env = JobEnv(
                 self.settings,
                 sessions,
-                create_sessionmaker(read_only(engine)),
+                # Through PgBouncer, reads need a transaction too (see `read_only`).
+                create_sessionmaker(
+                    read_only(
+                        engine, pgbouncer=uses_pgbouncer(self.settings, self.settings.database_url)
+                    )
+                ),
                 build_mailer(self.settings),
             )
         return self.env

@@ -214,7 +214,7 @@ def _transaction_timeouts(connection: Connection, *, settings: Settings) -> None
     )
 
 
-def read_only(engine: AsyncEngine, *, pgbouncer: bool = False) -> AsyncEngine:
+def read_only(engine: AsyncEngine, *, pgbouncer: bool) -> AsyncEngine:
     """The engine for safe (GET/HEAD) requests.
 
     On PostgreSQL they run in autocommit: no BEGIN/COMMIT round trips for a request that only
