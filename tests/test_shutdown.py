@@ -70,7 +70,7 @@ def served(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """`primetrade serve` on SQLite and a free port (1 or 2 worker processes): the process,
-    its port, its log."""
+    its port, its log. The metrics of several workers go to `tmp_path / "metrics"`."""
     port = pgserver.free_port()
     env = {
         **os.environ,
@@ -79,6 +79,9 @@ def served(
         "SECRET_KEY": SECRET,
         "LOG_LEVEL": "WARNING",
     }
+    if request.param > 1:
+        (tmp_path / "metrics").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     log = tmp_path / "serve.log"
     command = [str(Path(sys.executable).parent / "primetrade"), "serve", "--port", str(port)]
     command += ["--workers", str(request.param)]
@@ -145,3 +148,40 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(
     assert status_line == b"HTTP/1.1 201 Created", response
     assert b"connection: close" in response.lower()
     assert process.wait(timeout=HANG_GUARD_SECONDS) == 0, log.read_text()
+
+
+def workers_of(process: subprocess.Popen[bytes]) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return {int(pid) for pid in children if b"spawn_main" in _command_line(int(pid))}
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def live_gauge_files(folder: Path, pid: int) -> list[Path]:
+    return sorted(folder.glob(f"gauge_live*_{pid}.db"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("served", [2], indirect=True, ids=["2-workers"])
+def test_a_worker_that_dies_is_replaced_and_its_live_gauges_leave_metrics(
+    served: tuple[subprocess.Popen[bytes], int, Path],
+) -> None:
+    process, port, log = served
+    folder = log.parent / "metrics"
+    wait_until(lambda: len(workers_of(process)) == 2, process, log)
+    victim = min(workers_of(process))
+    wait_until(lambda: bool(live_gauge_files(folder, victim)), process, log)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: victim not in workers_of(process) and len(workers_of(process)) == 2, process, log
+    )
+    wait_until(lambda: not live_gauge_files(folder, victim), process, log)
+    wait_until(lambda: answers(port), process, log)
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=HANG_GUARD_SECONDS).text
+    assert "http_requests_in_flight" in scraped

@@ -11,9 +11,11 @@ worker, and the supervisor closes the shared listening socket at once.
 
 from __future__ import annotations
 
+import os
 from types import FrameType
 
 import uvicorn
+from prometheus_client import multiprocess as prometheus_multiprocess
 from uvicorn.supervisors import ChangeReload, Multiprocess, multiprocess
 
 from primetrade import health
@@ -57,6 +59,28 @@ class Supervisor(Multiprocess):
         for sock in self.sockets:
             sock.close()
         super().terminate_all()
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        _forget_metrics_of(before - {process.pid for process in self.processes})
+
+    def join_all(self) -> None:
+        super().join_all()
+        _forget_metrics_of({process.pid for process in self.processes})
+
+
+def _forget_metrics_of(pids: set[int | None]) -> None:
+    """Drop the live gauges (requests in flight) of worker processes that have exited.
+
+    Each worker writes its metrics to files named by its pid; a replaced or stopped worker's
+    `livesum` files would otherwise keep counting in `/metrics`.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    for pid in pids:
+        if pid is not None:
+            prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def run(config: uvicorn.Config) -> None:
