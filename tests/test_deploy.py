@@ -442,7 +442,12 @@ def test_compose_runs_jobs_on_a_worker_and_the_schedule_on_a_scheduler() -> None
     # The worker's health check reads the metrics endpoint the command opens.
     params = cli_params(worker["command"])
     (url,) = re.findall(r"http://[^'\s]+", " ".join(worker["healthcheck"]["test"]))
-    assert (urlsplit(url).hostname, urlsplit(url).port) == (params["metrics_host"], 9191)
+    # (Bound to every interface, the endpoint answers on loopback too.)
+    every_interface = "0.0.0.0"  # noqa: S104 - what the compose file asks for, not a bind
+    loopback = {"127.0.0.1"} if params["metrics_host"] == every_interface else set()
+    reachable = {params["metrics_host"]} | loopback
+    assert urlsplit(url).hostname in reachable
+    assert urlsplit(url).port == 9191
     assert params["metrics_port"] == 9191
     # The scheduler's health check reads the heartbeat its command writes, somewhere writable.
     heartbeat = str(cli_params(scheduler["command"])["heartbeat_file"])
@@ -948,6 +953,21 @@ def test_prometheus_scrapes_each_instance_directly(route_status: dict[str, int])
     targets = {target for static in job["static_configs"] for target in static["targets"]}
     assert targets == {f"{name}:{dockerfile_port()}" for name in API_SERVICES}
     assert set(services()) >= {target.split(":")[0] for target in targets}
+
+
+def test_prometheus_scrapes_the_workers_where_they_serve_metrics() -> None:
+    (job,) = [
+        job
+        for job in prometheus_config()["scrape_configs"]
+        if job["job_name"] == "primetrade-worker"
+    ]
+    (discovery,) = job["dns_sd_configs"]
+    command = services()["worker"]["command"]
+    assert discovery["names"] == ["worker"]
+    assert command[command.index("--metrics-port") + 1] == str(discovery["port"])
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"  # noqa: S104
+    prometheus_networks = set(services()["prometheus"]["networks"])
+    assert prometheus_networks & set(services()["worker"]["networks"])
 
 
 def dashboard() -> dict[str, Any]:
