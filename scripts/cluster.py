@@ -1,6 +1,6 @@
 """`make cluster` / `make cluster-down`: a scaled-out PrimeTrade on this machine.
 
-    python scripts/cluster.py up|down|status [--state .cluster]
+    python scripts/cluster.py up|down|status [--state .cluster] [--free-ports]
 
 The work is done by tests/cluster.py, which the cluster tests use too.
 """
@@ -19,12 +19,12 @@ from tests.cluster import Cluster, ClusterError, Ports, install_missing, missing
 from tests.supervisor import SupervisorError  # noqa: E402
 
 
-def up(state: Path) -> None:
+def up(state: Path, *, free_ports: bool = False) -> None:
     install_missing()
     missing = missing_tools()
     if missing:
         raise ClusterError(f"missing: {', '.join(missing)}")
-    cluster = Cluster(state=state, ports=Ports.fixed())
+    cluster = Cluster(state=state, ports=Ports.free() if free_ports else Ports.fixed())
     print(f"starting in {state} …", flush=True)
     cluster.up()
     print(f"\n  API through nginx:  {cluster.url}/api/v1   (docs {cluster.url}/docs)")
@@ -36,7 +36,7 @@ def up(state: Path) -> None:
     print(f"  logs:               {state / 'logs'}/\n  stop with:          make cluster-down")
 
 
-def down(state: Path) -> None:
+def down(state: Path, *, free_ports: bool = False) -> None:
     if not state.exists():
         print(f"no cluster in {state}")
         return
@@ -44,7 +44,7 @@ def down(state: Path) -> None:
     print(f"stopped, and removed {state}")
 
 
-def status(state: Path) -> None:
+def status(state: Path, *, free_ports: bool = False) -> None:
     if not state.exists():
         print(f"no cluster in {state}")
         return
@@ -56,9 +56,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--state", type=Path, default=REPO / ".cluster", help="state folder")
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="take ports the kernel says are free instead of 8080, 8101-8103, 15432-15433, 16379",
+    )
     arguments = parser.parse_args()
+    command = {"up": up, "down": down, "status": status}[arguments.command]
     try:
-        {"up": up, "down": down, "status": status}[arguments.command](arguments.state.resolve())
+        command(arguments.state.resolve(), free_ports=arguments.free_ports)
     except (ClusterError, SupervisorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
