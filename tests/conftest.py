@@ -42,9 +42,10 @@ POSTGRES_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # Every database fixture has a third leg: the same PostgreSQL server through PgBouncer in
-# transaction pooling mode, so the whole PostgreSQL suite also runs through it. TEST_PGBOUNCER=0 keeps only the modules below on that leg, which cover every
-# kind of statement the app sends (reads, write transactions, locks and their timeouts,
-# idempotent replays, sign-in): a quicker loop while developing.
+# transaction pooling mode, so the whole PostgreSQL suite also runs through it.
+# TEST_PGBOUNCER=0 keeps only the modules below on that leg, which cover every kind of
+# statement the app sends (reads, write transactions, locks and their timeouts, idempotent
+# replays, sign-in): a quicker loop while developing.
 DATABASE_LEGS = [
     *ENGINES,
     pytest.param("pgbouncer", marks=[pytest.mark.postgres, pytest.mark.pgbouncer]),
