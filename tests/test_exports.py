@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from primetrade.exports import service as export_service
 from primetrade.exports.models import Export, ExportStatus
-from primetrade.jobs.models import JobRun
+from primetrade.jobs.models import DeadJob, JobRun
 from primetrade.kit.db import session_scope, utcnow
 from primetrade.tasks.models import Task, TaskStatus
 from tests.conftest import DATABASE_LEGS, asgi_client
@@ -195,6 +195,56 @@ async def test_a_finished_export_is_not_built_again(setup: Any) -> None:
     assert (export_dir / f"{body['id']}.json").stat().st_mtime_ns == stamp
     again = await client.get(f"{EXPORTS}/{body['id']}/file", headers=who.headers)
     assert again.content == first.content
+
+
+async def test_an_export_that_cannot_be_written_fails_for_good_and_has_no_file(
+    apps: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")  # EXPORT_DIR beneath a file: no build can ever write there
+    app = await apps(
+        export_dir=str(blocker / "exports"),
+        job_max_retries=1,  # one retry, quickly: the export fails only once both attempts did
+        job_min_backoff_seconds=0.01,
+        outbox_poll_seconds=0.05,
+    )
+    async with asgi_client(app) as client:
+        api = Api(client)
+        who = await api.account()
+        await api.create_task(who)
+        response = await client.post(EXPORTS, json={"format": "csv"}, headers=who.headers)
+        assert response.status_code == 202, response.text
+        body = await ready(client, who, response.json()["id"])
+        listed = (await client.get(EXPORTS, headers=who.headers)).json()["items"]
+        file = await client.get(f"{EXPORTS}/{body['id']}/file", headers=who.headers)
+
+    assert body["status"] == "failed"
+    assert [(item["id"], item["status"]) for item in listed] == [(body["id"], "failed")]
+    assert file.status_code == 409
+    assert file.headers["content-type"] == "application/problem+json"
+    problem = file.json()
+    assert (problem["status"], problem["code"]) == (409, "export_failed")
+    assert "export again" in problem["detail"]
+    assert str(blocker) not in file.text  # the server's path stays on the server
+    assert blocker.is_file()
+    run_key = f"export:{body['id']}"
+
+    async def dead_lettered() -> bool:
+        # The export is marked failed just before the runner records the job's end.
+        async with session_scope(app.state.runtime.sessions) as session:
+            return (
+                await session.scalar(select(DeadJob).where(DeadJob.run_key == run_key)) is not None
+            )
+
+    await eventually(dead_lettered, "the dead job")
+    async with session_scope(app.state.runtime.sessions) as session:
+        stored = await session.get(Export, uuid.UUID(body["id"]))
+        run = await session.scalar(select(JobRun).where(JobRun.key == run_key))
+    assert stored is not None
+    assert stored.error is not None
+    assert "NotADirectoryError" in stored.error  # the cause, for the operator
+    assert run is not None
+    assert (run.status, run.attempts) == ("dead", 2)
 
 
 # --- A real worker, killed half-way --------------------------------------------------------

@@ -15,6 +15,13 @@ class ExportNotReady(Conflict):
         super().__init__(f"The export is {status}; download it once its status is ready.")
 
 
+class ExportFailed(Conflict):
+    code, title = "export_failed", "The export failed"
+
+    def __init__(self) -> None:
+        super().__init__("This export could not be built and never will be; export again.")
+
+
 class ExportExpired(NotFound):
     code, title = "export_expired", "The export has expired"
 

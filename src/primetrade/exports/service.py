@@ -10,7 +10,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from primetrade.exports.exceptions import ExportExpired, ExportNotFound, ExportNotReady
+from primetrade.exports.exceptions import (
+    ExportExpired,
+    ExportFailed,
+    ExportNotFound,
+    ExportNotReady,
+)
 from primetrade.exports.files import ExportWriter, final_path
 from primetrade.exports.models import Export, ExportStatus
 from primetrade.exports.repository import ExportRepository
@@ -55,6 +60,8 @@ def ready_file(export: Export, settings: Settings) -> Path:
     status = export.status_at(utcnow())
     if status is ExportStatus.expired:
         raise ExportExpired()
+    if status is ExportStatus.failed:
+        raise ExportFailed()
     if status is not ExportStatus.ready:
         raise ExportNotReady(status.value)
     path = final_path(settings.export_dir, export.id, export.format)
