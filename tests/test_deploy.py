@@ -897,6 +897,19 @@ def test_k8s_service_reaches_the_pods() -> None:
     assert ports.get(port["targetPort"], port["targetPort"]) == dockerfile_port()
 
 
+def test_k8s_connections_at_the_autoscalers_maximum_fit_postgresqls_default() -> None:
+    objects = k8s_objects()
+    config = objects["ConfigMap"]["data"]
+    deployment = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--workers" not in deployment["args"]  # one server process per pod
+    pods = objects["HorizontalPodAutoscaler"]["spec"]["maxReplicas"]
+    primary = pods * (int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"]))
+    replica = pods * int(config["DB_REPLICA_POOL_SIZE"])
+    # PostgreSQL's default max_connections is 100, 3 of them reserved for superusers; keep
+    # some for migrations, the replica probes and an operator.
+    assert max(primary, replica) <= 80, (primary, replica)
+
+
 def test_k8s_autoscaling_and_disruption_budget() -> None:
     objects = k8s_objects()
     hpa, pdb, deployment = (
