@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -17,7 +20,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select, update
 
 from primetrade.auth.models import AuthSession
-from primetrade.auth.passwords import PasswordHasher
+from primetrade.auth.passwords import HASHING_NICENESS, PasswordHasher
 from primetrade.auth.tokens import LEEWAY_SECONDS
 from primetrade.kit.db import utcnow
 from primetrade.settings import Settings
@@ -419,6 +422,21 @@ async def test_wrong_password_verifies_once(
     stored = (await user_row(app, user["email"])).password_hash
     assert verify_calls == [stored]
     assert argon2_runs == [stored]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
+async def test_hashing_runs_below_the_priority_of_request_handling() -> None:
+    hasher = PasswordHasher(1, time_cost=1, memory_kib=1024)
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        hashing = await hasher._run(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        )
+        assert hashing == min(own + HASHING_NICENESS, 19)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # untouched
+        assert (await hasher.verify(PASSWORD, await hasher.hash(PASSWORD)))[0]
+    finally:
+        hasher.close()
 
 
 async def test_empty_stored_hash_never_matches() -> None:

@@ -128,6 +128,7 @@ class Runtime:
             self.replicas.start()
 
     async def close(self) -> None:
+        self.hasher.close()
         if self.replicas is not None:
             await self.replicas.close()
         if self.redis is not None:
