@@ -435,6 +435,8 @@ async def test_hashing_runs_below_the_priority_of_request_handling() -> None:
         assert hashing == min(own + HASHING_NICENESS, 19)
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # untouched
         assert (await hasher.verify(PASSWORD, await hasher.hash(PASSWORD)))[0]
+        hasher.close()  # as an app's shutdown does; an app started again hashes again
+        assert (await hasher.verify(PASSWORD, await hasher.hash(PASSWORD)))[0]
     finally:
         hasher.close()
 

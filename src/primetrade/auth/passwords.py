@@ -31,9 +31,8 @@ class PasswordHasher:
     """
 
     def __init__(self, concurrency: int, *, time_cost: int, memory_kib: int) -> None:
-        self._pool = ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="argon2", initializer=_lower_priority
-        )
+        self._concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
         self.hasher = PasswordHash(
             (Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1),)
         )
@@ -53,9 +52,18 @@ class PasswordHasher:
         return (ok and bool(hashed)), updated
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        """Let the threads go; a later call starts new ones (an app may be started again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     async def _run(self, function: Any, *args: Any) -> Any:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self._concurrency,
+                thread_name_prefix="argon2",
+                initializer=_lower_priority,
+            )
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
 
