@@ -121,8 +121,9 @@ async def test_a_committed_job_runs_and_a_rolled_back_one_never_exists(apps: Any
     await eventually(
         lambda: _truthy(count(app, OutboxEntry.published_at.is_not(None))), "the row's settling"
     )
-    run = await count(app, JobRun.status == "done", model=JobRun)
-    assert run == 1
+    # The job records itself before the runner commits its run as done.
+    await eventually(lambda: _truthy(count(app, JobRun.status == "done", model=JobRun)), "done")
+    assert await count(app, model=JobRun) == 1
 
 
 async def _truthy(value: Awaitable[int]) -> bool:
@@ -156,6 +157,10 @@ async def test_a_flaky_job_is_retried_with_backoff_until_it_succeeds(apps: Any) 
     async with session_scope(app.state.runtime.sessions) as session:
         await enqueue(session, "test.flaky", {"name": "flaky"})
     await eventually(_truthy_len(recorded, 1), "the third attempt")
+    # The job records itself before the runner commits its run as done.
+    await eventually(
+        lambda: _truthy(count(app, JobRun.status == "done", model=JobRun)), "the run's settling"
+    )
     async with session_scope(app.state.runtime.sessions) as session:
         run = await session.scalar(select(JobRun))
     assert run is not None
