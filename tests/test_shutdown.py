@@ -6,6 +6,7 @@ Behind nginx, under load, with other instances taking over: test_cluster.py.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -60,6 +61,20 @@ def test_the_workers_of_a_multi_process_server_turn_readiness_off_too() -> None:
     config = uvicorn.Config(FastAPI(), workers=2)
     worker = WorkerProcess(config, [])  # built, not started
     assert isinstance(worker.server, Server)
+
+
+async def test_a_started_server_keeps_its_start_up_objects_out_of_the_collectors_sight() -> None:
+    config = uvicorn.Config(FastAPI(), host="127.0.0.1", port=0, lifespan="off")
+    config.load()
+    server = Server(config)
+    server.lifespan = config.lifespan_class(config)  # what `serve` sets before `startup`
+    gc.unfreeze()
+    try:
+        await server.startup()
+        assert gc.get_freeze_count() > 0
+    finally:
+        await server.shutdown()
+        gc.unfreeze()
 
 
 # --- A real server process ------------------------------------------------------------------
