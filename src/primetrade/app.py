@@ -39,6 +39,7 @@ from primetrade.reports.router import router as reports_router
 from primetrade.runtime import Runtime
 from primetrade.settings import LogFormat, Settings, get_settings
 from primetrade.tasks.admin_router import router as admin_tasks_router
+from primetrade.tasks.hotpath import CachedTaskListMiddleware
 from primetrade.tasks.router import router as tasks_router
 from primetrade.users.admin_router import router as admin_users_router
 from primetrade.users.router import router as users_router
@@ -145,6 +146,7 @@ def _install_middleware(app: FastAPI, runtime: Runtime) -> None:
         return None
 
     # Added innermost first: the last one added sees the request first.
+    app.add_middleware(CachedTaskListMiddleware, runtime=runtime, path=f"{API_PREFIX}/tasks")
     app.add_middleware(HeadMiddleware)
     app.add_middleware(MediaTypeMiddleware, accepted=_body_media_types(app))
     app.add_middleware(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -227,6 +228,26 @@ async def _live_session(session: AsyncSession, claims: AccessClaims) -> tuple[Us
     return found
 
 
+PRINCIPAL_CACHE = "principal"
+
+
+def principal_entry(claims: AccessClaims) -> tuple[str, tuple[str, ...]]:
+    """The cache name and parts under which the caller behind `claims` is remembered."""
+    return PRINCIPAL_CACHE, (str(claims.session_id),)
+
+
+def cached_user(value: bytes, claims: AccessClaims) -> dict[str, Any] | None:
+    """The user snapshot a principal entry holds, or None when it no longer lets `claims` in.
+
+    The entry may outlive the session's absolute end; the database would refuse it by then.
+    """
+    data = orjson.loads(value)
+    user: dict[str, Any] = data["user"]
+    if user["id"] != str(claims.user_id) or datetime.fromisoformat(data["ends"]) <= utcnow():
+        return None
+    return user
+
+
 async def _cached_principal(
     session: AsyncSession, runtime: Runtime, claims: AccessClaims
 ) -> Principal:
@@ -235,12 +256,9 @@ async def _cached_principal(
         return orjson.dumps({"user": users_service.snapshot(user), "ends": ends.isoformat()})
 
     ttl = runtime.settings.cache_ttl_profile_seconds
-    parts = (str(claims.session_id),)
-    data = orjson.loads(
-        await runtime.cached(session, "principal", claims.user_id, parts, ttl, compute)
-    )
-    user = users_service.from_snapshot(data["user"])
-    # The entry may outlive the session's absolute end; the database would refuse it by then.
-    if user.id != claims.user_id or datetime.fromisoformat(data["ends"]) <= utcnow():
+    name, parts = principal_entry(claims)
+    value = await runtime.cached(session, name, claims.user_id, parts, ttl, compute)
+    snapshot = cached_user(value, claims)
+    if snapshot is None:
         raise Unauthorized("The account is inactive or the session has ended; sign in again.")
-    return Principal(user=user, claims=claims)
+    return Principal(user=users_service.from_snapshot(snapshot), claims=claims)

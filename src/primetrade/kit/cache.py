@@ -39,6 +39,11 @@ WAIT_SECONDS = 1.0
 POLL_SECONDS = 0.02
 
 
+def entry_id(name: str, parts: Sequence[str]) -> str:
+    """How `fetch(name, owner, parts, ...)` names its entry within the owner's keys."""
+    return f"{name}:{':'.join(parts)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A cached response body with its entity tag, stored as one value."""
@@ -68,7 +73,7 @@ class Cache(ABC):
         if not self.enabled:
             return await compute()
         try:
-            key, value = await self._lookup(owner, f"{name}:{':'.join(parts)}")
+            key, value = await self._lookup(owner, entry_id(name, parts))
         except StoreUnavailable:
             CACHE_REQUESTS.labels(name, "error").inc()
             return await compute()
@@ -76,6 +81,23 @@ class Cache(ABC):
             CACHE_REQUESTS.labels(name, "hit").inc()
             return value
         return await self._fill(name, key, ttl, compute)
+
+    async def peek(
+        self, owner: uuid.UUID, entries: Sequence[str], *, also: Sequence[str] = ()
+    ) -> tuple[list[bytes | None], list[bytes | None]]:
+        """The current values of several entries (`entry_id`s) of `owner`, computing nothing.
+
+        For a path that answers from the cache alone and hands every miss to the full one.
+        `also` are raw keys of the shared store read in the same round trip (the in-process
+        cache has none). Counts nothing: the caller knows which misses matter. Raises
+        StoreUnavailable when the store fails.
+        """
+        if also:
+            raise ValueError("the in-process cache has no raw keys")
+        if not self.enabled:
+            return [None] * len(entries), []
+        scope = await self._scope(owner)
+        return [await self._get(f"c:{scope}:{entry}") for entry in entries], []
 
     async def _lookup(self, owner: uuid.UUID, entry: str) -> tuple[str, bytes | None]:
         """The key `entry` of `owner` lives under now, and its value if there is one."""
@@ -182,21 +204,44 @@ class RedisCache(Cache):
         # One round trip on a hit: the counters and the newest value stored for this entry
         # come back together, and the value counts only if it was stored under the counters
         # read now. (Reading the counters first and then a key built from them costs two.)
-        epoch_key, version_key = self.store.key("epoch"), self.store.key("u", owner, "v")
-        value_key = self.store.key(f"c:{owner}:{entry}")  # `_slot` of every version's key
-
-        async def read(client: Redis) -> tuple[Any, Any, Any]:
-            epoch, version, value = await client.mget(epoch_key, version_key, value_key)
-            return epoch, version, value
-
-        epoch, version, value = await self.store.run(read)
-        if epoch is None or version is None:
+        scope, (value,), _ = await self._read_current(owner, (entry,), ())
+        if scope is None:
             return f"c:{await self._scope(owner)}:{entry}", None
-        key = f"c:{int(epoch)}:{owner}:{int(version)}:{entry}"
-        if value is None:
-            return key, None
-        stored_under, _, body = bytes(value).partition(b"\n")
-        return key, body if stored_under.decode() == key else None
+        return f"c:{scope}:{entry}", value
+
+    async def peek(
+        self, owner: uuid.UUID, entries: Sequence[str], *, also: Sequence[str] = ()
+    ) -> tuple[list[bytes | None], list[bytes | None]]:
+        if not self.enabled:
+            return [None] * len(entries), [None] * len(also)
+        _, values, extra = await self._read_current(owner, entries, also)
+        return values, extra
+
+    async def _read_current(
+        self, owner: uuid.UUID, entries: Sequence[str], also: Sequence[str]
+    ) -> tuple[str | None, list[bytes | None], list[bytes | None]]:
+        """One MGET: the counters, the slot of each entry and the raw keys `also`.
+
+        Gives the scope the counters make now (None when they are not set yet), each entry's
+        value if it was stored under that scope, and the raw values of `also`.
+        """
+        epoch_key, version_key = self.store.key("epoch"), self.store.key("u", owner, "v")
+        slots = [self.store.key(f"c:{owner}:{entry}") for entry in entries]  # as `_slot` says
+        keys = [epoch_key, version_key, *slots, *also]
+
+        async def read(client: Redis) -> list[Any]:
+            return list(await client.mget(keys))
+
+        epoch, version, *values = await self.store.run(read)
+        found, extra = values[: len(entries)], [_raw(v) for v in values[len(entries) :]]
+        if epoch is None or version is None:
+            return None, [None] * len(entries), extra
+        scope = f"{int(epoch)}:{owner}:{int(version)}"
+        current = [
+            _stored_under(f"c:{scope}:{entry}", _raw(value))
+            for entry, value in zip(entries, found, strict=True)
+        ]
+        return scope, current, extra
 
     async def _scope(self, owner: uuid.UUID) -> str:
         epoch_key, version_key = self.store.key("epoch"), self.store.key("u", owner, "v")
@@ -222,13 +267,7 @@ class RedisCache(Cache):
         return self.store.key(f"c:{owner}:{entry}")
 
     async def _get(self, key: str) -> bytes | None:
-        value = await self.store.run(lambda client: client.get(self._slot(key)))
-        if value is None:
-            return None
-        # The pool does not decode responses; the annotation still allows str.
-        raw = value if isinstance(value, bytes) else value.encode()
-        stored_under, _, body = raw.partition(b"\n")
-        return body if stored_under.decode() == key else None
+        return _stored_under(key, _raw(await self.store.run(lambda c: c.get(self._slot(key)))))
 
     async def _set(self, key: str, value: bytes, ttl: int) -> None:
         packed = key.encode() + b"\n" + value
@@ -275,6 +314,21 @@ class RedisCache(Cache):
                     return
             except StoreUnavailable:
                 return
+
+
+def _stored_under(key: str, slot_value: bytes | None) -> bytes | None:
+    """The value a slot holds if it was stored under `key` (an older version's is no value)."""
+    if slot_value is None:
+        return None
+    stored_under, _, body = slot_value.partition(b"\n")
+    return body if stored_under.decode() == key else None
+
+
+def _raw(value: Any) -> bytes | None:
+    # The pool does not decode responses; redis-py's annotations still allow str.
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode()
 
 
 OwnerChanged = Callable[[uuid.UUID], Awaitable[None]]

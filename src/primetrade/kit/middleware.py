@@ -193,7 +193,7 @@ class MediaTypeMiddleware:
             await self.app(scope, receive, send)
             return
         accepted = self.accepted(scope["method"], scope["path"])
-        if accepted is None or _media_type_in(_header(scope, b"content-type"), accepted):
+        if accepted is None or _media_type_in(first_header(scope, b"content-type"), accepted):
             await self.app(scope, receive, send)
             return
         names = ", ".join(sorted(accepted))
@@ -202,7 +202,7 @@ class MediaTypeMiddleware:
 
 
 def _has_body(scope: Scope) -> bool:
-    if _header(scope, b"transfer-encoding") is not None:
+    if first_header(scope, b"transfer-encoding") is not None:
         return True
     length = _content_length(scope)
     return length is not None and length > 0
@@ -220,7 +220,8 @@ def _media_type_in(content_type: str | None, accepted: frozenset[str]) -> bool:
     )
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def first_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name`, as Starlette's `Headers.get` gives it."""
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))

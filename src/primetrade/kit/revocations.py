@@ -25,6 +25,13 @@ class RevocationStore(Protocol):
         """Whether the token was revoked; RevocationsUnavailable when that is unknown."""
         ...
 
+    def shared_key(self, token_id: str) -> str | None:
+        """The token's denial in the shared store, for reading it with other keys at once.
+
+        Present (any value) means revoked. None for the in-process store: ask `is_revoked`.
+        """
+        ...
+
 
 class MemoryRevocationStore:
     def __init__(self) -> None:
@@ -39,6 +46,9 @@ class MemoryRevocationStore:
         until = self._until.get(token_id)
         return until is not None and until > time.monotonic()
 
+    def shared_key(self, token_id: str) -> str | None:
+        return None
+
 
 class RedisRevocationStore:
     """One key per revoked token, expiring with the token."""
@@ -46,17 +56,20 @@ class RedisRevocationStore:
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
+    def shared_key(self, token_id: str) -> str:
+        return self.store.key("revoked", token_id)
+
     async def revoke(self, token_id: str, ttl_seconds: int) -> None:
         # A write lost to an outage is covered by the session row revoked in the same request
         # (and by the cache invalidation that follows it), so it does not fail the logout.
-        key = self.store.key("revoked", token_id)
+        key = self.shared_key(token_id)
         try:
             await self.store.run(lambda client: client.set(key, b"1", ex=max(ttl_seconds, 1)))
         except StoreUnavailable:
             self.store.lost_write()
 
     async def is_revoked(self, token_id: str) -> bool:
-        key = self.store.key("revoked", token_id)
+        key = self.shared_key(token_id)
         try:
             return bool(await self.store.run(lambda client: client.exists(key)))
         except StoreUnavailable as exc:

@@ -8,14 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from primetrade.auth.dependencies import CurrentUser
-from primetrade.kit.cache import Entry
-from primetrade.kit.conditional import etag, none_match
+from primetrade.kit.conditional import etag
 from primetrade.kit.errors import problem_responses
 from primetrade.kit.idempotency import replay_or_run
 from primetrade.kit.pagination import Page
-from primetrade.kit.responses import model_response
+from primetrade.kit.responses import entry_response, model_response
 from primetrade.runtime import RuntimeDep, SessionDep
-from primetrade.tasks import service
+from primetrade.tasks import hotpath, service
 from primetrade.tasks.dependencies import IfMatch, IfNoneMatch, TaskFromPath, TimeZone
 from primetrade.tasks.models import Task
 from primetrade.tasks.schemas import TaskCreate, TaskQuery, TaskRead, TaskStats, TaskUpdate
@@ -30,23 +29,21 @@ def task_response(task: Task, status_code: int = 200, **headers: str) -> Respons
     )
 
 
-def entry_response(entry: Entry, if_none_match: str | None) -> Response:
-    """The cached body with its ETag, or 304 when the client's copy is that one."""
-    if none_match(if_none_match, entry.etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": entry.etag})
-    return Response(entry.body, headers={"ETag": entry.etag}, media_type="application/json")
-
-
 @router.get("", response_model=Page[TaskRead], responses=problem_responses(400, 422))
 async def list_tasks(
     query: Annotated[TaskQuery, Query()],
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
     runtime: RuntimeDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Your tasks: filter, search, sort, and page with `cursor`; `If-None-Match` → 304."""
-    return entry_response(await service.list_page(session, runtime, user, query), if_none_match)
+    query_key = service.query_key(query)
+    # Its next cache hit for this query string can be answered in front of the framework.
+    hotpath.remember_query(request.scope, query_key)
+    page = await service.list_page(session, runtime, user, query, query_key)
+    return entry_response(page, if_none_match)
 
 
 @router.get("/stats", response_model=TaskStats, responses=problem_responses(422))

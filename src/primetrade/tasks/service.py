@@ -241,8 +241,21 @@ async def read_one(
     )
 
 
-async def list_page(session: AsyncSession, runtime: Runtime, user: User, query: TaskQuery) -> Entry:
-    """One page of the user's tasks as a response body with a (weak) ETag of its content."""
+LIST_CACHE = "task_list"
+
+
+def list_entry(query_key: str) -> tuple[str, tuple[str, ...]]:
+    """The cache name and parts of a page of the caller's list (see `query_key`)."""
+    return LIST_CACHE, (query_key,)
+
+
+async def list_page(
+    session: AsyncSession, runtime: Runtime, user: User, query: TaskQuery, key: str
+) -> Entry:
+    """One page of the user's tasks as a response body with a (weak) ETag of its content.
+
+    `key` is `query_key(query)`, which the caller has at hand already.
+    """
 
     async def compute() -> bytes:
         page = await list_tasks(session, runtime, user, query)
@@ -251,8 +264,8 @@ async def list_page(session: AsyncSession, runtime: Runtime, user: User, query: 
         return Entry(f'W/"{hashlib.sha256(body).hexdigest()[:27]}"', body).pack()
 
     ttl = runtime.settings.cache_ttl_task_list_seconds
-    parts = (query_key(query),)
-    return Entry.unpack(await runtime.cached(session, "task_list", user.id, parts, ttl, compute))
+    name, parts = list_entry(key)
+    return Entry.unpack(await runtime.cached(session, name, user.id, parts, ttl, compute))
 
 
 def query_key(query: TaskQuery) -> str:
