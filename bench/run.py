@@ -430,23 +430,33 @@ def side_by_side(
     run: Run, ceiling: LoadSpec, product_list: LoadSpec, *, record: bool = True
 ) -> tuple[WrkResult, WrkResult]:
     """Ceiling, list, ceiling, list, …: the pair measured in the quietest moment is reported."""
-    pairs: list[tuple[WrkResult, WrkResult]] = []
-    for _ in range(run.opts.pairs):
-        (top,) = run.measure(ceiling, record=False)
-        (ours,) = run.measure(product_list, record=False)
-        pairs.append((top, ours))
-    best = min(pairs, key=lambda pair: max(pair[0].other_cores, pair[1].other_cores))
-    summary = "; ".join(
-        f"{ours.rps / top.rps:.2f} (other CPU {top.other_cores:.2f} / {ours.other_cores:.2f})"
-        for top, ours in pairs
-    )
-    note = f"the quietest of {len(pairs)} side-by-side pairs; ratios: {summary}"
-    top = replace(best[0], notes=[*best[0].notes, CEILING_NOTE])
-    ours = replace(best[1], notes=[*best[1].notes, note])
+    top, ours = quietest_pair(run, ceiling, product_list)
+    top = replace(top, notes=[*top.notes, CEILING_NOTE])
     if record:
         run.ceiling, run.product_list = top, ours
         run.results += [top, ours]
     return top, ours
+
+
+def quietest_pair(run: Run, first: LoadSpec, second: LoadSpec) -> tuple[WrkResult, WrkResult]:
+    """`first`, `second`, `first`, … `--pairs` times; the pair measured in the quietest moment.
+
+    The machine's speed drifts between minutes; a ratio of two runs measured one after the
+    other holds up much better than one of runs minutes apart. The second result's notes list
+    every pair's ratio.
+    """
+    pairs: list[tuple[WrkResult, WrkResult]] = []
+    for _ in range(run.opts.pairs):
+        (one,) = run.measure(first, record=False)
+        (two,) = run.measure(second, record=False)
+        pairs.append((one, two))
+    best = min(pairs, key=lambda pair: max(pair[0].other_cores, pair[1].other_cores))
+    summary = "; ".join(
+        f"{two.rps / one.rps:.2f} (other CPU {one.other_cores:.2f} / {two.other_cores:.2f})"
+        for one, two in pairs
+    )
+    note = f"the quietest of {len(pairs)} side-by-side pairs; ratios: {summary}"
+    return best[0], replace(best[1], notes=[*best[1].notes, note])
 
 
 CEILING_NOTE = "bare Starlette + asyncpg + PyJWT + orjson, 20 rows"
@@ -482,11 +492,11 @@ def scaleout_phase(run: Run) -> None:
     """The list from a warm Redis cache beside the ceiling, cold, and through nginx.
 
     Warm: the same 20-task page again and again, so after the first request every answer
-    comes from Redis (principal and page). Cold: the same instance with the cache switched
+    comes from Redis (principal and page). Cold: another instance with the cache switched
     off, so every answer is built from PostgreSQL (Redis still holds limits and
     revocations). nginx: INSTANCES single-worker instances behind deploy/nginx/nginx.conf,
-    against the warm instance reached directly: on 2 cores both use every core, so this
-    measures what the proxy hop costs, not scaling.
+    in turn with the warm instance reached directly (which waits idle meanwhile): on 2 cores
+    both use every core, so this measures what the proxy hop costs, not scaling.
     """
     prefix = f"bench-{os.getpid()}-{int(time.time())}:"
     shared = {"REDIS_URL": run.opts.redis_url, "REDIS_PREFIX": prefix}
@@ -505,7 +515,6 @@ def scaleout_phase(run: Run) -> None:
     top, ours = side_by_side(run, ceiling_spec, warm_spec, record=False)
     after = asyncio.run(services.cache_counts(warm.base_url, "task_list"))
     run.stop(ceiling)
-    run.stop(warm)
 
     cold_product = start_product(
         run, "product-redis-nocache", database, run.opts.workers, CACHE_ENABLED="false", **shared
@@ -523,16 +532,20 @@ def scaleout_phase(run: Run) -> None:
     ]
     proxy = start_nginx(run, [instance.port for instance in instances])
     name = f"nginx + {INSTANCES} instances: {LIST_NAME}"
-    (behind,) = run.measure(
-        LoadSpec(name, proxy.base_url, LIST_PATH, token=token),
-        record=False,
-        notes=[f"least_conn over {INSTANCES} single-worker instances, warm cache"],
+    direct_spec = replace(warm_spec, name="Redis warm cache, direct (beside nginx): " + LIST_NAME)
+    # Against the warm instance: both use every core (its workers, or the instances), so the
+    # difference is what nginx and the extra hop cost.
+    direct, behind = quietest_pair(
+        run, direct_spec, LoadSpec(name, proxy.base_url, LIST_PATH, token=token)
     )
+    behind = replace(
+        behind,
+        notes=[f"least_conn over {INSTANCES} single-worker instances, warm cache", *behind.notes],
+    )
+    run.stop(warm)
     hits, misses = after[0] - before[0], after[1] - before[1]
-    # Against the warm single instance: both use every core (its workers, or the instances),
-    # so the difference is what nginx and the extra hop cost.
-    run.scale = ScaleOut(top, ours, cold, behind, ours, hits, misses)
-    run.results += [top, ours, cold, behind]
+    run.scale = ScaleOut(top, ours, cold, behind, direct, hits, misses)
+    run.results += [top, ours, cold, direct, behind]
 
 
 def start_nginx(run: Run, ports: list[int]) -> Service:
