@@ -49,7 +49,10 @@ async def store_overrides(request: pytest.FixtureRequest) -> AsyncIterator[dict[
         yield {}
         return
     for prefix in private_prefix():
-        yield {"redis_url": shared_redis_url(), "redis_prefix": prefix}
+        # The counts below need every Redis read to succeed: a command slowed past the default
+        # half second by a busy test machine would open the breaker and send reads to the
+        # full path, as it should in production. Outages are tested in test_shared_state.
+        yield {"redis_url": shared_redis_url(), "redis_prefix": prefix, "redis_timeout_seconds": 5}
 
 
 @pytest.fixture
