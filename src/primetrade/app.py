@@ -32,6 +32,7 @@ from primetrade.kit.middleware import (
     MediaTypeMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    bearer_token,
 )
 from primetrade.kit.ratelimit import RateLimitMiddleware
 from primetrade.notifications.router import router as notifications_router
@@ -134,16 +135,13 @@ def _install_middleware(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
 
     def identify(scope: Scope) -> str | None:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer":
-                    return None
-                try:
-                    return str(runtime.tokens.decode_access(token.strip()).user_id)
-                except InvalidToken:
-                    return None
-        return None
+        token = bearer_token(scope)
+        if token is None:
+            return None
+        try:
+            return str(runtime.tokens.decode_access(token).user_id)
+        except InvalidToken:
+            return None
 
     # Added innermost first: the last one added sees the request first.
     app.add_middleware(CachedTaskListMiddleware, runtime=runtime, path=f"{API_PREFIX}/tasks")

@@ -23,6 +23,7 @@ from primetrade.kit.db import (
     uses_pgbouncer,
     utcnow,
 )
+from primetrade.kit.middleware import bearer_token
 from primetrade.kit.pagination import CursorCodec
 from primetrade.kit.ratelimit import RateLimiter
 from primetrade.kit.redisstore import RedisStore, client_options
@@ -157,11 +158,11 @@ class Runtime:
         # A verified signature (the codec remembers its verdicts) is enough to route by:
         # routing only decides how fresh the data read is, and get_principal still checks the
         # token, its revocation and its session in full.
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+        token = bearer_token(request.scope)
+        if token is None:
             return None
         try:
-            return self.tokens.decode_access(token.strip())
+            return self.tokens.decode_access(token)
         except InvalidToken:
             return None
 

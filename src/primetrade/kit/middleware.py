@@ -228,6 +228,16 @@ def first_header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def bearer_token(scope: Scope) -> str | None:
+    """The bearer token of the request, read as FastAPI's OAuth2PasswordBearer reads it.
+
+    The first `Authorization` header, split at its first space; the scheme compared without
+    case, the token stripped. Unverified: the caller decides what it proves.
+    """
+    scheme, _, token = (first_header(scope, b"authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 async def send_problem(
     send: Send,
     scope: Scope,

@@ -20,15 +20,13 @@ that runs before dependency resolution, which is where the time goes.
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from primetrade.auth.service import PRINCIPAL_CACHE, cached_user, principal_entry
 from primetrade.auth.tokens import InvalidToken
 from primetrade.kit.cache import Entry, entry_id
 from primetrade.kit.metrics import CACHE_REQUESTS
-from primetrade.kit.middleware import first_header
+from primetrade.kit.middleware import bearer_token, first_header
 from primetrade.kit.redisstore import StoreUnavailable
 from primetrade.kit.responses import entry_response
 from primetrade.runtime import Runtime
@@ -80,13 +78,12 @@ class CachedTaskListMiddleware:
 
     async def _cached_page(self, scope: Scope, query_key: str) -> Entry | None:
         """The page the full path would answer from the cache, or None to let it answer."""
-        # As OAuth2PasswordBearer reads it: the first header, split at its first space.
-        scheme, _, token = (first_header(scope, b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer":
+        token = bearer_token(scope)
+        if token is None:
             return None
         runtime = self.runtime
         try:
-            claims = runtime.tokens.decode_access(token.strip())
+            claims = runtime.tokens.decode_access(token)
         except InvalidToken:
             return None
         denial = runtime.revocations.shared_key(claims.jti)
@@ -104,12 +101,8 @@ class CachedTaskListMiddleware:
             return None
         if cached_user(principal, claims) is None:
             return None
-        _count_hits(claims.user_id, scope)
+        # The same counters and access-log field as the full path's hits.
+        CACHE_REQUESTS.labels(PRINCIPAL_CACHE, "hit").inc()
+        CACHE_REQUESTS.labels(LIST_CACHE, "hit").inc()
+        scope["user_id"] = str(claims.user_id)
         return Entry.unpack(page)
-
-
-def _count_hits(user_id: uuid.UUID, scope: Scope) -> None:
-    # The same counters and access-log field as the full path's hits.
-    CACHE_REQUESTS.labels(PRINCIPAL_CACHE, "hit").inc()
-    CACHE_REQUESTS.labels(LIST_CACHE, "hit").inc()
-    scope["user_id"] = str(user_id)
