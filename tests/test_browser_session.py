@@ -221,7 +221,7 @@ async def test_signing_out_other_sessions_needs_a_signed_in_user(client: httpx.A
 async def test_sign_in_is_throttled_but_the_refresh_every_page_load_makes_is_not(
     app_factory: Any,
 ) -> None:
-    application = await app_factory(rate_limit_enabled=True, rate_limit_auth="3/minute")
+    application = await app_factory(rate_limit_enabled=True, rate_limit_auth="3/day")
     async with asgi_client(application) as browser:
         user = await Api(browser).register()  # one of the three
         assert (await sign_in(browser, user["email"])).status_code == 200

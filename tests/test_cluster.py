@@ -31,7 +31,7 @@ from tests.helpers import API, PASSWORD
 pytestmark = pytest.mark.slow
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-AUTH_LIMIT = 6  # sign-in calls per client address per hour: small, so exhausting it is cheap
+AUTH_LIMIT = 6  # sign-in calls per client address per day: small, so exhausting it is cheap
 TIMEOUT = 30.0
 BOGUS_REFRESH = {"refresh_token": "not-a-refresh-token-0123456789abcdefghijklmnop"}
 _addresses = itertools.count(10)
@@ -50,7 +50,7 @@ def cluster() -> Iterator[Cluster]:
     # `postgres`. `down()` deletes this folder.
     state = Path(tempfile.mkdtemp(prefix="primetrade-cluster-"))
     settings = {
-        "RATE_LIMIT_AUTH": f"{AUTH_LIMIT}/hour",  # an hour: no window boundary mid-test
+        "RATE_LIMIT_AUTH": f"{AUTH_LIMIT}/day",  # a day: a window boundary mid-test is rare
         "RATE_LIMIT_USER": "100000/hour",  # the bursts below must not meet this one
         "DB_REPLICA_CHECK_SECONDS": "1",  # a stopped or paused replica is noticed sooner
     }

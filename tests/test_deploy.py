@@ -231,7 +231,7 @@ async def deployed_app(deploy_database_url: str) -> AsyncIterator[FastAPI]:
     settings = make_settings(
         deploy_database_url,
         rate_limit_enabled=True,
-        rate_limit_anonymous="1/minute",
+        rate_limit_anonymous="1/day",
         redis_url=None,
         read_database_urls=[],
     )

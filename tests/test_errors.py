@@ -626,7 +626,7 @@ def assert_rate_limited(response: httpx.Response, limit: int) -> None:
 async def test_anonymous_calls_over_the_limit_are_429_per_client_address(
     app_factory: AppFactory,
 ) -> None:
-    application = await app_factory(rate_limit_enabled=True, rate_limit_anonymous="2/minute")
+    application = await app_factory(rate_limit_enabled=True, rate_limit_anonymous="2/day")
     async with asgi_client(application, peer=("192.0.2.10", 5000)) as http:
         answers = [await http.get(TASKS) for _ in range(3)]
         assert [a.status_code for a in answers] == [401, 401, 429]
@@ -639,7 +639,7 @@ async def test_anonymous_calls_over_the_limit_are_429_per_client_address(
 async def test_registrations_over_the_auth_limit_are_429_and_create_nothing(
     app_factory: AppFactory,
 ) -> None:
-    application = await app_factory(rate_limit_enabled=True, rate_limit_auth="2/minute")
+    application = await app_factory(rate_limit_enabled=True, rate_limit_auth="2/day")
     async with asgi_client(application, peer=("192.0.2.20", 5000)) as http:
         api = Api(http)
         await api.register()
@@ -654,7 +654,7 @@ async def test_registrations_over_the_auth_limit_are_429_and_create_nothing(
 async def test_a_signed_in_user_over_the_limit_is_429_and_writes_nothing(
     app_factory: AppFactory,
 ) -> None:
-    application = await app_factory(rate_limit_enabled=True, rate_limit_user="3/minute")
+    application = await app_factory(rate_limit_enabled=True, rate_limit_user="3/day")
     async with asgi_client(application) as http:
         api = Api(http)
         alice = await api.account()

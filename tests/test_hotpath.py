@@ -197,7 +197,7 @@ async def test_rate_limits_count_hot_answers(
     app_factory: AppFactory, store_overrides: dict[str, Any], full_path: FullPath
 ) -> None:
     application = await app_factory(
-        **store_overrides, rate_limit_enabled=True, rate_limit_user="3/hour"
+        **store_overrides, rate_limit_enabled=True, rate_limit_user="3/day"
     )
     async with asgi_client(application) as http:
         alice = await Api(http).account()

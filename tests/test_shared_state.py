@@ -188,7 +188,7 @@ async def test_a_rate_limit_allows_exactly_its_budget_across_instances(
         "redis_url": redis_url,
         "redis_prefix": redis_prefix,
         "rate_limit_enabled": True,
-        "rate_limit_user": "5/hour",
+        "rate_limit_user": "5/day",
     }
     first, second = await app_factory(**limited), await app_factory(**limited)
     async with asgi_client(first) as a, asgi_client(second) as b:

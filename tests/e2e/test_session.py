@@ -28,7 +28,7 @@ def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]
 @pytest.fixture(scope="module")
 def rate_limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     root = tmp_path_factory.mktemp("limited")
-    with serve(root, rate_limit_enabled=True, rate_limit_auth="3/minute") as app:
+    with serve(root, rate_limit_enabled=True, rate_limit_auth="3/day") as app:
         yield app
 
 
@@ -109,7 +109,7 @@ async def test_wrong_password_and_rate_limit_messages(
     browser: Browser, rate_limited: ServedApp, problems: PageProblems
 ) -> None:
     page = await open_page(browser, rate_limited, problems)
-    email = await rate_limited.register()  # the first of three auth requests a minute
+    email = await rate_limited.register()  # the first of three auth requests a day
     await page.goto("/login")  # its look for a session to restore is not counted
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill("not-the-password")

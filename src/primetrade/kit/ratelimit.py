@@ -3,6 +3,13 @@
 The storage is in-process by default and Redis when its URL says so, which makes every limit
 global across instances without changing the code that asks.
 
+The strategy is the library's sliding-window counter: two counters per key (this window and
+the last), the last one weighted by how much of it still overlaps the sliding window. That
+costs two keys where an exact moving window keeps a timestamp per hit, and it does not let a
+client spend twice its budget across a boundary the way a fixed window does. The weighted
+count is rounded down, so just after a boundary one call more than the limit can get through;
+within one window the count is exact.
+
 When the storage fails, the general limits fail open (an outage of the counters must not take
 the API down with it) while the sign-in limits fail closed with 503 `rate_limit_unavailable`:
 they are what stands between a password guesser and the accounts.
