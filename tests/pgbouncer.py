@@ -45,8 +45,10 @@ def unavailable_reason() -> str | None:
 class PrivateBouncer:
     """`start()` in front of the server of `server_url`, `url_for()` a database, `stop()`."""
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, **settings: int) -> None:
+        """`settings` add to the config's [pgbouncer] section (e.g. `query_wait_timeout=2`)."""
         self._server = make_url(server_url)
+        self._settings = settings
         self.root = Path(tempfile.mkdtemp(prefix="primetrade-pgbouncer-"))
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -110,6 +112,7 @@ class PrivateBouncer:
             "max_client_conn = 500\n"
             f"logfile = {self.root / 'pgbouncer.log'}\n"
             f"pidfile = {self.root / 'pgbouncer.pid'}\n"
+            + "".join(f"{name} = {value}\n" for name, value in self._settings.items())
         )
         return config
 

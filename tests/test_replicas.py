@@ -4,6 +4,10 @@ Safe requests read from the replica, a writer reads their own write from the pri
 replica that dies under a running app costs no request an error, and lag and health show in
 /metrics and /ready. Pausing the replica's WAL replay is what makes "read from the replica"
 visible: the replica keeps showing the old row while the primary has the new one.
+
+Every test runs twice: with the app reaching both servers directly, and through a PgBouncer
+(transaction pooling) in front of each, where a dead replica shows as an error from PgBouncer
+rather than a refused connection.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -34,13 +39,30 @@ from primetrade.users import service as users_service
 from tests import pgserver, redisserver
 from tests.conftest import IN_CI, asgi_client, make_settings, truncate_all
 from tests.helpers import API, PASSWORD, Account, Api
+from tests.pgbouncer import PrivateBouncer
+from tests.pgbouncer import unavailable_reason as pgbouncer_unavailable
 
 T = TypeVar("T")
 HANG_GUARD_SECONDS = 20  # a stuck request or replay fails the test instead of hanging the run
 
 
+# What the PgBouncer in front of a replica is told in the deployment guide (README): a read
+# queued for a dead server gives up within seconds, and a server back up is tried again soon.
+BOUNCER_SETTINGS = {"query_wait_timeout": 2, "server_login_retry": 1}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The private servers, and the URLs the app reaches them by (directly or via PgBouncer)."""
+
+    primary: pgserver.PrivateServer
+    replica: pgserver.PrivateServer
+    primary_url: str
+    replica_url: str
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[pgserver.PrivateServer, pgserver.PrivateServer]]:
+def servers() -> Iterator[tuple[pgserver.PrivateServer, pgserver.PrivateServer]]:
     """A migrated private primary and a streaming replica of it, both deleted afterwards."""
     reason = pgserver.unavailable_reason()
     if reason is not None:
@@ -59,6 +81,32 @@ def cluster() -> Iterator[tuple[pgserver.PrivateServer, pgserver.PrivateServer]]
         if replica is not None:
             replica.destroy()
         primary.destroy()
+
+
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def cluster(
+    request: pytest.FixtureRequest,
+    servers: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+) -> Iterator[Cluster]:
+    """The servers reached directly, then each through its own PgBouncer (transaction mode)."""
+    primary, replica = servers
+    if request.param == "direct":
+        yield Cluster(primary, replica, primary.url, replica.url)
+        return
+    reason = pgbouncer_unavailable()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI needs PgBouncer: {reason}")
+        pytest.skip(f"SKIPPED replicas through PgBouncer: {reason}")
+    bouncers = [PrivateBouncer(server.url, **BOUNCER_SETTINGS) for server in servers]
+    try:
+        for bouncer in bouncers:
+            bouncer.start()
+        bounced = [b.url_for(s.url) for b, s in zip(bouncers, servers, strict=True)]
+        yield Cluster(primary, replica, *bounced)
+    finally:
+        for bouncer in bouncers:
+            bouncer.stop()
 
 
 async def bounded(awaitable: Awaitable[T]) -> T:
@@ -88,13 +136,10 @@ async def caught_up(primary: pgserver.PrivateServer, replica: pgserver.PrivateSe
 
 
 @asynccontextmanager
-async def replicated_app(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
-) -> AsyncIterator[FastAPI]:
-    primary, replica = cluster
+async def replicated_app(cluster: Cluster) -> AsyncIterator[FastAPI]:
     # Probes only when a test asks (`check()`), so a probe never changes the routing mid-test.
     settings = make_settings(
-        primary.url, read_database_urls=[replica.url], db_replica_check_seconds=3600
+        cluster.primary_url, read_database_urls=[cluster.replica_url], db_replica_check_seconds=3600
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
@@ -131,16 +176,14 @@ def signed_in_a_minute_ago(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-async def admin_account(
-    application: FastAPI, api: Api, cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer]
-) -> Account:
+async def admin_account(application: FastAPI, api: Api, cluster: Cluster) -> Account:
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     assert await ensure_admin(application.state.runtime.settings, email, PASSWORD, None)
     response = await api.login(email)
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     # The token looks old enough for replica reads: the replica must hold its session first.
-    await caught_up(*cluster)
+    await caught_up(cluster.primary, cluster.replica)
     headers = {"Authorization": f"Bearer {token}"}
     me = await api.client.get(f"{API}/users/me", headers=headers)
     return Account(me.json()["id"], email, PASSWORD, token, "", headers)
@@ -164,10 +207,10 @@ async def title_seen(client: httpx.AsyncClient, who: Account, task_id: str) -> s
 
 @pytest.mark.postgres
 async def test_reads_go_to_the_replica_and_a_writer_reads_their_own_write(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    cluster: Cluster,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    primary, replica = cluster
+    primary, replica = cluster.primary, cluster.replica
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api, runtime = Api(client), application.state.runtime
         with signed_in_a_minute_ago(monkeypatch):
@@ -205,7 +248,7 @@ async def test_reads_go_to_the_replica_and_a_writer_reads_their_own_write(
 
 @pytest.mark.postgres
 async def test_an_owner_sees_an_admins_change_to_their_task_at_once(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    cluster: Cluster,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The owner did not write, but their cache was invalidated: the refill is from the primary.
@@ -213,7 +256,7 @@ async def test_an_owner_sees_an_admins_change_to_their_task_at_once(
     Otherwise the owner's next read would refill the cache from the lagging replica and keep
     serving the old title under the new version until the entry expired.
     """
-    primary, replica = cluster
+    primary, replica = cluster.primary, cluster.replica
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api = Api(client)
         with signed_in_a_minute_ago(monkeypatch):
@@ -237,7 +280,7 @@ async def test_an_owner_sees_an_admins_change_to_their_task_at_once(
 
 @pytest.mark.postgres
 async def test_a_read_that_chose_the_replica_before_a_write_never_caches_the_old_row(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    cluster: Cluster,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The reader's session opens on the replica; the owner's task then changes elsewhere.
@@ -245,7 +288,7 @@ async def test_a_read_that_chose_the_replica_before_a_write_never_caches_the_old
     The cache lookup that follows sees the new version. Filling it from the lagging replica
     would keep the old title under the new version for the whole TTL.
     """
-    primary, replica = cluster
+    primary, replica = cluster.primary, cluster.replica
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api, runtime = Api(client), application.state.runtime
         with signed_in_a_minute_ago(monkeypatch):
@@ -270,10 +313,10 @@ async def test_a_read_that_chose_the_replica_before_a_write_never_caches_the_old
 
 @pytest.mark.postgres
 async def test_a_reused_refresh_token_sends_its_owner_to_the_primary(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    cluster: Cluster,
 ) -> None:
     """The revoked session must not be refilled into the cache from a lagging replica."""
-    primary, replica = cluster
+    primary, replica = cluster.primary, cluster.replica
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api, runtime = Api(client), application.state.runtime
         owner = await api.account()
@@ -293,10 +336,10 @@ async def test_a_reused_refresh_token_sends_its_owner_to_the_primary(
 
 @pytest.mark.postgres
 async def test_a_fresh_sign_in_reads_from_the_primary(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    cluster: Cluster,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    primary, replica = cluster
+    primary, replica = cluster.primary, cluster.replica
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api = Api(client)
         with signed_in_a_minute_ago(monkeypatch):
@@ -313,10 +356,10 @@ async def test_a_fresh_sign_in_reads_from_the_primary(
 
 @pytest.mark.postgres
 async def test_a_replica_stopped_mid_run_costs_no_request_an_error(
-    cluster: tuple[pgserver.PrivateServer, pgserver.PrivateServer],
+    cluster: Cluster,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    primary, replica = cluster
+    primary, replica = cluster.primary, cluster.replica
     async with replicated_app(cluster) as application, asgi_client(application) as client:
         api, runtime = Api(client), application.state.runtime
         with signed_in_a_minute_ago(monkeypatch):
@@ -356,9 +399,17 @@ async def test_a_replica_stopped_mid_run_costs_no_request_an_error(
         finally:
             await asyncio.to_thread(replica.start)
         await caught_up(primary, replica)
-        await runtime.replicas.check()
-        assert (await client.get("/ready")).json()["status"] == "ready"
+        # The next probe finds it back (through PgBouncer, once its login retry pause is over).
+        await bounded(back_in_rotation(application, client))
         assert await title_seen(client, reader, task["id"]) == "Survives"
+
+
+async def back_in_rotation(application: FastAPI, client: httpx.AsyncClient) -> None:
+    while True:
+        await application.state.runtime.replicas.check()
+        if (await client.get("/ready")).json()["status"] == "ready":
+            return
+        await asyncio.sleep(0.2)
 
 
 # --- The read-your-writes marker ------------------------------------------------------------
