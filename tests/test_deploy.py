@@ -1045,6 +1045,8 @@ def test_dashboard_covers_rate_errors_latency_and_activity() -> None:
         assert has(rf"histogram_quantile\({quantile}, sum by \(le, route\)"), quantile
     assert has(r"http_requests_in_flight")
     assert has(r"tasks_created_total")
+    assert has(r"sum by \(job_type, outcome\) \(rate\(job_duration_seconds_count")
+    assert has(r"sum by \(job_type\) \(rate\(job_failures_total")
     ids = [panel["id"] for panel in dashboard()["panels"]]
     assert len(ids) == len(set(ids))
 

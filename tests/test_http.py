@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from primetrade.jobs.registry import job_types
 from tests.conftest import asgi_client
 from tests.helpers import API, PASSWORD, Account, Api
 
@@ -368,6 +369,22 @@ def sample(text: str, name: str, **labels: str) -> float:
             if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
                 return float(found.value)
     return 0.0
+
+
+async def test_every_job_type_is_on_metrics_before_it_first_runs(client: httpx.AsyncClient) -> None:
+    """The server runs the jobs itself (no broker): each type's series exist from start-up."""
+    text = await scrape(client)
+    by_name: dict[str, set[tuple[str, ...]]] = {}
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if "job_type" in found.labels:
+                key = (found.labels["job_type"], found.labels.get("outcome", ""))
+                by_name.setdefault(found.name, set()).add(key)
+    types = job_types()
+    outcomes = {(t, o) for t in types for o in ("ok", "error", "dead")}
+    assert outcomes <= by_name["job_duration_seconds_count"]
+    for name in ("job_failures_total", "jobs_dead_lettered_total"):
+        assert {(t, "") for t in types} <= by_name[name], name
 
 
 def requests_seen(text: str, route: str, method: str, status: str) -> float:

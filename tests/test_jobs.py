@@ -518,6 +518,9 @@ async def test_a_real_worker_dead_letters_a_job_that_always_fails(
     assert mailbox.messages == []
     assert 'job_failures_total{job_type="mail.send"} 3.0' in scraped
     assert 'jobs_dead_lettered_total{job_type="mail.send"} 1.0' in scraped
+    # A type that never ran is there at zero from the start, so its rates exist.
+    assert 'job_failures_total{job_type="reports.weekly"} 0.0' in scraped
+    assert 'job_duration_seconds_count{job_type="reports.weekly",outcome="dead"} 0.0' in scraped
 
 
 def gauges(**expected: Callable[[float], bool]) -> Callable[[], Awaitable[bool]]:

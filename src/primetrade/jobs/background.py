@@ -11,8 +11,9 @@ import contextlib
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from primetrade.jobs import metrics
 from primetrade.jobs.broker import Publisher
-from primetrade.jobs.registry import JobEnv, load_all
+from primetrade.jobs.registry import JobEnv, job_types, load_all
 from primetrade.jobs.relay import STOP_GRACE_SECONDS, Relay
 from primetrade.jobs.scheduler import Scheduler, schedule_for
 from primetrade.mail.backends import build_mailer
@@ -31,6 +32,8 @@ class Background:
         self.publisher = Publisher(settings) if settings.broker_url else None
         self.relay = Relay(self.env, self.publisher)
         embedded = settings.broker_url is None
+        if embedded:  # this process runs the jobs
+            metrics.expose_job_types(job_types())
         self.scheduler = (
             Scheduler(sessions, schedule_for(settings))
             if embedded and settings.embedded_scheduler

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 JOB_DURATION = Histogram(
@@ -44,3 +46,17 @@ MAIL_SKIPPED = Counter(
     "Emails not sent: a cap was reached or the key was sent already.",
     ["reason"],
 )
+
+
+def expose_job_types(job_types: Iterable[str]) -> None:
+    """Start every job type's series at zero in a process that runs jobs.
+
+    A labelled series appears only once it is first touched, so without this a failure rate
+    or a per-type panel has no data until the first failure of that type, and an alert on
+    `rate(job_failures_total[5m])` cannot tell "no failures" from "no such series".
+    """
+    for job_type in job_types:
+        for outcome in ("ok", "error", "dead"):
+            JOB_DURATION.labels(job_type, outcome)
+        for counter in (JOB_FAILURES, JOBS_DEAD_LETTERED, JOBS_SKIPPED):
+            counter.labels(job_type)

@@ -27,8 +27,9 @@ from dramatiq.middleware import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from primetrade.jobs import metrics
 from primetrade.jobs.broker import ACTOR_NAME, build_broker
-from primetrade.jobs.registry import JobEnv, load_all
+from primetrade.jobs.registry import JobEnv, job_types
 from primetrade.jobs.runner import JobMessage, RetryLater, execute
 from primetrade.kit.cache import bind
 from primetrade.kit.db import create_engine, create_sessionmaker, read_only, uses_pgbouncer
@@ -118,7 +119,7 @@ def _boot() -> dramatiq.Broker:
     configure_logging(
         json=settings.effective_log_format is LogFormat.json, level=settings.log_level
     )
-    load_all()
+    metrics.expose_job_types(job_types())
     created, _environment = create_broker(settings)
     dramatiq.set_broker(created)
     return created
