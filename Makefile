@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install run worker scheduler test lint format bench openapi demo clean cluster cluster-down cluster-status
+.PHONY: install run worker scheduler test lint format bench openapi screenshots demo clean cluster cluster-down cluster-status
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -56,6 +56,9 @@ bench: $(STAMP) ## Load-test on PostgreSQL beside the ceiling app; prints a tabl
 
 openapi: $(STAMP) ## Write openapi.json.
 	$(VENV)/bin/primetrade openapi --output openapi.json
+
+screenshots: $(STAMP) $(AXE) ## Take the README's screenshots again (docs/screenshots/).
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_quality.py -k test_screenshots
 
 demo: $(STAMP) ## Seed a demo user with tasks.
 	$(VENV)/bin/primetrade demo
