@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete
-
-from primetrade.jobs.models import JobRun
 from primetrade.jobs.outbox import purge_published
 from primetrade.jobs.registry import JobContext, job
+from primetrade.jobs.repository import JobRunRepository
 from primetrade.kit import idempotency
 from primetrade.kit.db import session_scope, utcnow
 from primetrade.kit.logging import get_logger
@@ -25,10 +23,8 @@ async def purge_outbox(ctx: JobContext, _payload: dict[str, Any]) -> None:
     async with session_scope(ctx.env.sessions) as session:
         rows = await purge_published(session, older_than=cutoff)
     async with session_scope(ctx.env.sessions) as session:
-        result: Any = await session.execute(
-            delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < cutoff)
-        )
-    log.info("outbox_purged", outbox_rows=rows, job_runs=int(result.rowcount or 0))
+        runs = await JobRunRepository(session).purge_finished(before=cutoff)
+    log.info("outbox_purged", outbox_rows=rows, job_runs=runs)
 
 
 @job("idempotency.purge")

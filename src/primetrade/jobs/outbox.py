@@ -16,12 +16,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from primetrade.jobs.models import OutboxEntry
 from primetrade.jobs.registry import job_types
-from primetrade.kit.db import after_commit, new_id, utcnow
+from primetrade.kit.db import after_commit, new_id, upsert, utcnow
 
 
 async def enqueue(
@@ -60,9 +59,8 @@ async def enqueue(
 
 
 def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return (
-        dialect.insert(OutboxEntry)
+        upsert(session, OutboxEntry)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxEntry.id)

@@ -1,15 +1,17 @@
-"""All SQL about dead jobs."""
+"""All SQL about job runs and dead jobs (the outbox keeps its own, in outbox.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from primetrade.jobs.models import DeadJob, JobRun
+from primetrade.kit.db import upsert, utcnow
 from primetrade.kit.pagination import SortKey, load_datetime
 
 NEWEST_FIRST = SortKey("failed_at", DeadJob.failed_at, descending=True, load=load_datetime)  # type: ignore[arg-type]
@@ -53,3 +55,50 @@ class DeadJobRepository:
     async def forget_run(self, run_key: str) -> None:
         """Drop a job's run record, so its next delivery starts again from attempt one."""
         await self.session.execute(delete(JobRun).where(JobRun.key == run_key))
+
+    def record(
+        self, job_type: str, payload: dict[str, Any], run_key: str, error: str, attempts: int
+    ) -> None:
+        """Keep a job that ran out of tries, for an admin to see and send again."""
+        self.session.add(
+            DeadJob(
+                job_type=job_type,
+                payload=payload,
+                run_key=run_key,
+                error=error,
+                attempts=attempts,
+                failed_at=utcnow(),
+            )
+        )
+
+
+class JobRunRepository:
+    """One row per job run key: its attempts, and whether it finished (done or dead)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def begin(self, run_key: str, job_type: str) -> int | None:
+        """Count one more attempt; None when the run already finished."""
+        row = {"key": run_key, "job_type": job_type, "attempts": 1, "status": "running"}
+        statement = upsert(self.session, JobRun).values(**row, started_at=utcnow())
+        attempts = await self.session.scalar(
+            statement.on_conflict_do_update(
+                index_elements=[JobRun.key],
+                set_={"attempts": JobRun.attempts + 1},
+                where=JobRun.finished_at.is_(None),
+            ).returning(JobRun.attempts)
+        )
+        return None if attempts is None else int(attempts)
+
+    async def finish(self, run_key: str, status: str) -> None:
+        await self.session.execute(
+            update(JobRun).where(JobRun.key == run_key).values(status=status, finished_at=utcnow())
+        )
+
+    async def purge_finished(self, before: datetime) -> int:
+        """Delete runs that finished before `before`; how many went."""
+        result: Any = await self.session.execute(
+            delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < before)
+        )
+        return int(result.rowcount or 0)

@@ -21,14 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dramatiq.common import compute_backoff
-from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from primetrade.jobs import metrics
-from primetrade.jobs.models import DeadJob, JobRun
 from primetrade.jobs.registry import JobContext, JobEnv, handler_for
-from primetrade.kit.db import session_scope, utcnow
+from primetrade.jobs.repository import DeadJobRepository, JobRunRepository
+from primetrade.kit.db import session_scope
 from primetrade.kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -89,7 +86,7 @@ async def execute(env: JobEnv, message: JobMessage) -> Outcome:
         return await _failed(env, message, attempt, exc, elapsed)
     metrics.JOB_DURATION.labels(message.job_type, "ok").observe(time.perf_counter() - started)
     async with session_scope(env.sessions) as session:
-        await _finish(session, message.run_key, "done")
+        await JobRunRepository(session).finish(message.run_key, "done")
     log.info("job_done", job_type=message.job_type, run_key=message.run_key, attempt=attempt)
     return Outcome.done
 
@@ -106,27 +103,7 @@ async def _run_handler(env: JobEnv, message: JobMessage, attempt: int) -> None:
 async def _begin(env: JobEnv, message: JobMessage) -> int | None:
     """Count this attempt; None when the job already finished (done or dead)."""
     async with session_scope(env.sessions) as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(JobRun).values(
-            key=message.run_key,
-            job_type=message.job_type,
-            attempts=1,
-            status="running",
-            started_at=utcnow(),
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[JobRun.key],
-            set_={"attempts": JobRun.attempts + 1},
-            where=JobRun.finished_at.is_(None),
-        ).returning(JobRun.attempts)
-        attempts = await session.scalar(statement)
-    return None if attempts is None else int(attempts)
-
-
-async def _finish(session: AsyncSession, run_key: str, status: str) -> None:
-    await session.execute(
-        update(JobRun).where(JobRun.key == run_key).values(status=status, finished_at=utcnow())
-    )
+        return await JobRunRepository(session).begin(message.run_key, message.job_type)
 
 
 async def _failed(
@@ -151,16 +128,9 @@ async def _failed(
     details = "".join(traceback.format_exception(exc, limit=-8))
     # The dead letter and the run's end in one transaction: never one without the other.
     async with session_scope(env.sessions) as session:
-        session.add(
-            DeadJob(
-                job_type=message.job_type,
-                payload=message.payload,
-                run_key=message.run_key,
-                error=details[-8000:],
-                attempts=attempt,
-                failed_at=utcnow(),
-            )
+        DeadJobRepository(session).record(
+            message.job_type, message.payload, message.run_key, details[-8000:], attempt
         )
-        await _finish(session, message.run_key, "dead")
+        await JobRunRepository(session).finish(message.run_key, "dead")
     metrics.JOBS_DEAD_LETTERED.labels(message.job_type).inc()
     return Outcome.dead

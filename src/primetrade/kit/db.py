@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import uuid6
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -49,6 +50,16 @@ def new_id() -> uuid.UUID:
     """A time-ordered UUIDv7: index-friendly and still unguessable enough for ids."""
     value: uuid.UUID = uuid6.uuid7()
     return uuid.UUID(bytes=value.bytes)
+
+
+def upsert(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` that can say ON CONFLICT, in the dialect `session` is bound to.
+
+    Both engines spell the clause the same way; SQLAlchemy keeps it per dialect.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -6,16 +6,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from primetrade.jobs import metrics
 from primetrade.jobs.registry import JobContext, job
 from primetrade.kit.db import session_scope, utcnow
 from primetrade.kit.logging import get_logger
-from primetrade.mail.models import SentMail
 from primetrade.mail.render import render
+from primetrade.mail.repository import SentMailRepository
 from primetrade.mail.schemas import MailJob
 from primetrade.settings import Settings
 
@@ -29,11 +25,12 @@ async def send_mail(ctx: JobContext, payload: dict[str, Any]) -> None:
     mail = MailJob.model_validate(payload)
     settings = ctx.env.settings
     async with session_scope(ctx.env.read_sessions) as session:
-        if await session.get(SentMail, ctx.run_key) is not None:
+        sent = SentMailRepository(session)
+        if await sent.was_sent(ctx.run_key):
             log.info("mail_already_sent", run_key=ctx.run_key)
             metrics.MAIL_SKIPPED.labels("already_sent").inc()
             return
-        capped = await _cap_reached(session, settings, mail.user_id)
+        capped = await _cap_reached(sent, settings, mail.user_id)
     if capped is not None:
         # Skipped, not failed: retrying within the hour would only hit the cap again.
         log.warning("mail_capped", cap=capped, template=mail.template, user_id=mail.user_id)
@@ -47,20 +44,14 @@ async def send_mail(ctx: JobContext, payload: dict[str, Any]) -> None:
     # Recorded after the send: a crash in between sends again (at least once), never zero.
     # A delivery of the same job that overlapped this one may have recorded it first.
     async with session_scope(ctx.env.sessions) as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        record = dialect.insert(SentMail).values(
-            key=ctx.run_key,
-            user_id=mail.user_id,
-            recipient=str(mail.to),
-            template=mail.template,
-            sent_at=utcnow(),
+        await SentMailRepository(session).record(
+            ctx.run_key, mail.user_id, str(mail.to), mail.template
         )
-        await session.execute(record.on_conflict_do_nothing(index_elements=[SentMail.key]))
     metrics.MAIL_SENT.labels(mail.template).inc()
 
 
 async def _cap_reached(
-    session: AsyncSession, settings: Settings, user_id: uuid.UUID | None
+    sent: SentMailRepository, settings: Settings, user_id: uuid.UUID | None
 ) -> str | None:
     """Which hourly cap the next message would pass, if any.
 
@@ -68,13 +59,12 @@ async def _cap_reached(
     pass a cap by a few messages; the caps bound volume, they are not exact quotas.
     """
     since = utcnow() - CAP_WINDOW
-    recent = select(func.count()).select_from(SentMail).where(SentMail.sent_at > since)
-    if int(await session.scalar(recent) or 0) >= settings.mail_global_hourly_cap:
+    if await sent.count_since(since) >= settings.mail_global_hourly_cap:
         return "global_cap"
     if user_id is None:
         return None
-    mine = await session.scalar(recent.where(SentMail.user_id == user_id))
-    return "user_cap" if int(mine or 0) >= settings.mail_user_hourly_cap else None
+    mine = await sent.count_since(since, user_id)
+    return "user_cap" if mine >= settings.mail_user_hourly_cap else None
 
 
 @job("mail.purge")
@@ -82,7 +72,5 @@ async def purge_sent_mail(ctx: JobContext, _payload: dict[str, Any]) -> None:
     """Forget sent mail older than JOB_RETENTION_SECONDS (the caps look back one hour)."""
     retention = max(timedelta(seconds=ctx.env.settings.job_retention_seconds), CAP_WINDOW)
     async with session_scope(ctx.env.sessions) as session:
-        result: Any = await session.execute(
-            delete(SentMail).where(SentMail.sent_at < utcnow() - retention)
-        )
-    log.info("sent_mail_purged", removed=int(result.rowcount or 0))
+        removed = await SentMailRepository(session).purge_before(utcnow() - retention)
+    log.info("sent_mail_purged", removed=removed)
