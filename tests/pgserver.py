@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -44,11 +45,37 @@ def unavailable_reason() -> str | None:
     return None
 
 
+LOWEST_PORT = 20000
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port nothing is bound to, below the kernel's ephemeral range.
+
+    The port is chosen now and bound later: by a server started after this, or again by a
+    proxy that was stopped and starts anew. A port from the ephemeral range (what binding to
+    port 0 gives) may meanwhile become the local end of any outgoing connection, and the
+    later bind fails with "address already in use"; below that range only an explicit bind
+    can take it, and each is chosen at random so two test processes rarely meet.
+    """
+    ceiling = _ephemeral_low()
+    for _ in range(100):
+        port = LOWEST_PORT + secrets.randbelow(ceiling - LOWEST_PORT)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    raise RuntimeError(f"no free loopback port between {LOWEST_PORT} and {ceiling}")
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections (Linux; else 32768)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return max(low, LOWEST_PORT + 1000)
 
 
 class PrivateServer:

@@ -29,6 +29,7 @@ import pytest
 from primetrade.settings import Settings
 from tests.conftest import IN_CI
 from tests.deploy.support import NGINX_DIR, nginx_directives, nginx_text
+from tests.pgserver import free_port
 
 STARTUP_GUARD_SECONDS = 10  # polling bound for nginx (listening, logging); never asserted on
 
@@ -161,13 +162,6 @@ class Upstream:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
