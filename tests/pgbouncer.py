@@ -1,14 +1,17 @@
 """A private PgBouncer in transaction pooling mode, on a free loopback port, for one test run.
 
-It forwards every database name to one PostgreSQL server, so a URL keeps its database and
-only changes host and port. Few server connections are pooled on purpose: the app's clients
-then share them, as they do in production, which is exactly when per-connection state such
-as a prepared statement name would collide. PgBouncer refuses to run as root; as root it is
+It runs with the settings shipped in deploy/pgbouncer/pgbouncer.ini (pooling mode, timeouts,
+client limits); only the addresses, authentication, files and pool size are its own. It
+forwards every database name to one PostgreSQL server, so a URL keeps its database and only
+changes host and port. Few server connections are pooled on purpose: the app's clients then
+share them, as they do in production, which is exactly when per-connection state such as a
+prepared statement name would collide. PgBouncer refuses to run as root; as root it is
 started with `-u postgres`, which must be able to read its folder.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
 import pwd
 import shutil
@@ -23,12 +26,20 @@ from sqlalchemy.engine import make_url
 from tests.pgserver import free_port
 
 SERVER_POOL_SIZE = 4
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "pgbouncer" / "pgbouncer.ini"
 START_TIMEOUT_SECONDS = 10.0
 
 
 def find_binary() -> str | None:
     """The pgbouncer program (Debian installs it in /usr/sbin, often not on PATH)."""
     return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+
+
+def shipped_settings() -> dict[str, str]:
+    """The [pgbouncer] section of deploy/pgbouncer/pgbouncer.ini, which the tests run with."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(SHIPPED_CONFIG.read_text())
+    return dict(parser["pgbouncer"])
 
 
 def unavailable_reason() -> str | None:
@@ -45,10 +56,8 @@ def unavailable_reason() -> str | None:
 class PrivateBouncer:
     """`start()` in front of the server of `server_url`, `url_for()` a database, `stop()`."""
 
-    def __init__(self, server_url: str, **settings: int) -> None:
-        """`settings` add to the config's [pgbouncer] section (e.g. `query_wait_timeout=2`)."""
+    def __init__(self, server_url: str) -> None:
         self._server = make_url(server_url)
-        self._settings = settings
         self.root = Path(tempfile.mkdtemp(prefix="primetrade-pgbouncer-"))
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -97,22 +106,20 @@ class PrivateBouncer:
         target += f" user={user}" + (f" password={password}" if password else "")
         users = self.root / "users.txt"
         users.write_text(f'"{user}" "{password}"\n')
+        settings = shipped_settings() | {
+            "listen_addr": "127.0.0.1",
+            "listen_port": str(self.port),
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": str(users),
+            "default_pool_size": str(SERVER_POOL_SIZE),
+            "logfile": str(self.root / "pgbouncer.log"),
+            "pidfile": str(self.root / "pgbouncer.pid"),
+        }
         config = self.root / "pgbouncer.ini"
         config.write_text(
-            "[databases]\n"
-            f"* = {target}\n"
-            "[pgbouncer]\n"
-            "listen_addr = 127.0.0.1\n"
-            f"listen_port = {self.port}\n"
-            "unix_socket_dir =\n"
-            "auth_type = trust\n"
-            f"auth_file = {users}\n"
-            "pool_mode = transaction\n"
-            f"default_pool_size = {SERVER_POOL_SIZE}\n"
-            "max_client_conn = 500\n"
-            f"logfile = {self.root / 'pgbouncer.log'}\n"
-            f"pidfile = {self.root / 'pgbouncer.pid'}\n"
-            + "".join(f"{name} = {value}\n" for name, value in self._settings.items())
+            f"[databases]\n* = {target}\n[pgbouncer]\n"
+            + "".join(f"{name} = {value}\n" for name, value in settings.items())
         )
         return config
 

@@ -46,11 +46,6 @@ T = TypeVar("T")
 HANG_GUARD_SECONDS = 20  # a stuck request or replay fails the test instead of hanging the run
 
 
-# What the PgBouncer in front of a replica is told in the deployment guide (README): a read
-# queued for a dead server gives up within seconds, and a server back up is tried again soon.
-BOUNCER_SETTINGS = {"query_wait_timeout": 2, "server_login_retry": 1}
-
-
 @dataclass(frozen=True)
 class Cluster:
     """The private servers, and the URLs the app reaches them by (directly or via PgBouncer)."""
@@ -98,7 +93,7 @@ def cluster(
         if IN_CI:
             pytest.fail(f"CI needs PgBouncer: {reason}")
         pytest.skip(f"SKIPPED replicas through PgBouncer: {reason}")
-    bouncers = [PrivateBouncer(server.url, **BOUNCER_SETTINGS) for server in servers]
+    bouncers = [PrivateBouncer(server.url) for server in servers]
     try:
         for bouncer in bouncers:
             bouncer.start()

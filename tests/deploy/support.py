@@ -129,6 +129,32 @@ def graceful_shutdown_seconds() -> float:
     pytest.fail("cli.py passes no timeout_graceful_shutdown to uvicorn")
 
 
+def interpolated(value: str, **values: str) -> str:
+    """Compose's `${NAME}`, `${NAME:?error}` and `${NAME:-default}` filled from `values`.
+
+    A name without a default must be given (as the person running compose must).
+    """
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, default = match.groups()
+        if name in values:
+            return values[name]
+        assert operator == ":-", f"${{{name}}} has no default and no value"
+        return str(default)
+
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
+
+
+def compose_app_environment(service: dict[str, Any]) -> dict[str, str]:
+    fake = {
+        "SECRET_KEY": SECRET,
+        "POSTGRES_PASSWORD": "pw",
+        "REPLICATION_PASSWORD": "rpw",
+        "RABBITMQ_PASSWORD": "mqpw",
+    }
+    return {key: interpolated(str(value), **fake) for key, value in service["environment"].items()}
+
+
 def settings_from(environment: dict[str, str]) -> Settings:
     values = {name.lower(): value for name, value in environment.items()}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

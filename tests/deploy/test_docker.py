@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from tests.deploy.support import (
     API_SERVICES,
     ROOT,
-    SECRET,
     SETTING_NAMES,
     cli_params,
     compose,
+    compose_app_environment,
     dockerfile_port,
     dockerfile_stages,
     graceful_shutdown_seconds,
@@ -50,32 +50,6 @@ def seconds(value: str | int) -> float:
     assert match, f"{value!r} is not a duration"
     number, unit = int(match.group(1)), match.group(2) or "s"
     return number * {"ms": 0.001, "s": 1, "m": 60}[unit]
-
-
-def interpolated(value: str, **values: str) -> str:
-    """Compose's `${NAME}`, `${NAME:?error}` and `${NAME:-default}` filled from `values`.
-
-    A name without a default must be given (as the person running compose must).
-    """
-
-    def one(match: re.Match[str]) -> str:
-        name, operator, default = match.groups()
-        if name in values:
-            return values[name]
-        assert operator == ":-", f"${{{name}}} has no default and no value"
-        return str(default)
-
-    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
-
-
-def compose_app_environment(service: dict[str, Any]) -> dict[str, str]:
-    fake = {
-        "SECRET_KEY": SECRET,
-        "POSTGRES_PASSWORD": "pw",
-        "REPLICATION_PASSWORD": "rpw",
-        "RABBITMQ_PASSWORD": "mqpw",
-    }
-    return {key: interpolated(str(value), **fake) for key, value in service["environment"].items()}
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
