@@ -35,11 +35,16 @@ def find_binary() -> str | None:
     return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
 
 
-def shipped_settings() -> dict[str, str]:
-    """The [pgbouncer] section of deploy/pgbouncer/pgbouncer.ini, which the tests run with."""
+def shipped_config() -> configparser.ConfigParser:
+    """deploy/pgbouncer/pgbouncer.ini, parsed."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(SHIPPED_CONFIG.read_text())
-    return dict(parser["pgbouncer"])
+    return parser
+
+
+def shipped_settings() -> dict[str, str]:
+    """The file's [pgbouncer] section, which the tests' PgBouncers run with."""
+    return dict(shipped_config()["pgbouncer"])
 
 
 def unavailable_reason() -> str | None:

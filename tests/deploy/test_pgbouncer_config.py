@@ -6,7 +6,6 @@ The file's [pgbouncer] section is also what every PgBouncer in the test suite ru
 
 from __future__ import annotations
 
-import configparser
 from urllib.parse import urlsplit
 
 from primetrade.settings import Settings
@@ -17,18 +16,12 @@ from tests.deploy.support import (
     services,
     settings_from,
 )
-from tests.pgbouncer import SHIPPED_CONFIG
-
-
-def shipped() -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(SHIPPED_CONFIG.read_text())
-    return parser
+from tests.pgbouncer import shipped_config
 
 
 def target(database: str) -> dict[str, str]:
     """`host=… port=… dbname=…` of one [databases] entry, as a dict."""
-    entry = shipped()["databases"][database]
+    entry = shipped_config()["databases"][database]
     return dict(pair.split("=", 1) for pair in entry.split())
 
 
@@ -37,7 +30,7 @@ def api_settings() -> Settings:
 
 
 def test_it_pools_transactions_and_gives_up_on_a_dead_server_quickly() -> None:
-    pgbouncer = shipped()["pgbouncer"]
+    pgbouncer = shipped_config()["pgbouncer"]
     assert pgbouncer["pool_mode"] == "transaction"
     # A read queued for a dead replica must fail before the app's own limit, so the app
     # reads from the primary sooner than it would on its own.
@@ -62,4 +55,4 @@ def test_it_admits_every_connection_the_compose_apps_may_open() -> None:
     settings = api_settings()
     per_process = settings.db_pool_size + settings.db_max_overflow + settings.db_replica_pool_size
     workers = sum(int(cli_params(services()[name]["command"])["workers"]) for name in API_SERVICES)
-    assert int(shipped()["pgbouncer"]["max_client_conn"]) >= workers * per_process
+    assert int(shipped_config()["pgbouncer"]["max_client_conn"]) >= workers * per_process
