@@ -52,10 +52,6 @@ class DeadJobRepository:
         statement = select(func.count()).select_from(DeadJob).where(DeadJob.retried_at.is_(None))
         return int(await self.session.scalar(statement) or 0)
 
-    async def forget_run(self, run_key: str) -> None:
-        """Drop a job's run record, so its next delivery starts again from attempt one."""
-        await self.session.execute(delete(JobRun).where(JobRun.key == run_key))
-
     def record(
         self, job_type: str, payload: dict[str, Any], run_key: str, error: str, attempts: int
     ) -> None:
@@ -90,6 +86,10 @@ class JobRunRepository:
             ).returning(JobRun.attempts)
         )
         return None if attempts is None else int(attempts)
+
+    async def forget(self, run_key: str) -> None:
+        """Drop a run's record, so its next delivery starts again from attempt one."""
+        await self.session.execute(delete(JobRun).where(JobRun.key == run_key))
 
     async def finish(self, run_key: str, status: str) -> None:
         await self.session.execute(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from primetrade.jobs import outbox
 from primetrade.jobs.exceptions import AlreadyRetried, DeadJobNotFound
 from primetrade.jobs.models import DeadJob
-from primetrade.jobs.repository import NEWEST_FIRST, DeadJobRepository
+from primetrade.jobs.repository import NEWEST_FIRST, DeadJobRepository, JobRunRepository
 from primetrade.jobs.schemas import DeadJobRead
 from primetrade.kit.db import utcnow
 from primetrade.kit.pagination import CursorCodec, Page
@@ -55,7 +55,7 @@ async def retry(session: AsyncSession, dead_id: uuid.UUID) -> DeadJob:
         raise DeadJobNotFound()
     if dead.retried_at is not None:
         raise AlreadyRetried("This dead job was already sent again.")
-    await repo.forget_run(dead.run_key)
+    await JobRunRepository(session).forget(dead.run_key)
     await outbox.enqueue_again(session, dead.job_type, dict(dead.payload), dead.run_key)
     dead.retried_at = utcnow()
     await session.flush()
