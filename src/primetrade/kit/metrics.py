@@ -6,7 +6,9 @@ writes its samples to that folder and `/metrics` adds them up across processes.
 
 from __future__ import annotations
 
+import glob
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -66,10 +68,32 @@ REPLICA_FALLBACKS = Counter(
 )
 
 
+class _ProcessFilesCollector(multiprocess.MultiProcessCollector):
+    """The library's collector, leaving out files a process has created but not yet sized.
+
+    prometheus_client creates a process's `.db` file and sizes it a moment later; a scrape in
+    between (a worker starting, or the replacement of one that died) reads 0 bytes and the
+    whole merge fails, every process's samples with it (client_python#1199, still open). Such
+    a file holds no samples yet, so leaving it out loses nothing; a process killed in that
+    moment leaves it behind for good, which would otherwise fail every later scrape.
+    """
+
+    def collect(self) -> Any:
+        path = os.path.join(self._path, "*.db")
+        return self.merge([f for f in glob.glob(path) if _sized(f)], accumulate=True)  # type: ignore[no-untyped-call]
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:  # its process was marked dead and the file removed meanwhile
+        return False
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text for every process of this instance."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        _ProcessFilesCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
